@@ -1,0 +1,97 @@
+{#-
+  The only engine-specific SQL of the project. Every expression that DuckDB and Spark write
+  differently is a dispatched macro here, with a duckdb__ and a spark__ version and a
+  default__ that fails loudly (see ../shared/portability.md and docs/architecture.md).
+-#}
+
+{% macro _unsupported(name) -%}
+    {{ exceptions.raise_compiler_error("ringledger: macro " ~ name ~ " has no implementation for adapter " ~ adapter.type()) }}
+{%- endmacro %}
+
+{# ---- safe casts: NULL instead of an error on a bad value ---------------------------- #}
+{% macro safe_cast(expression, data_type) -%}
+    {{ return(adapter.dispatch('safe_cast', 'ringledger')(expression, data_type)) }}
+{%- endmacro %}
+{% macro default__safe_cast(expression, data_type) -%}{{ ringledger._unsupported('safe_cast') }}{%- endmacro %}
+{% macro duckdb__safe_cast(expression, data_type) -%}try_cast({{ expression }} as {{ data_type }}){%- endmacro %}
+{% macro spark__safe_cast(expression, data_type) -%}try_cast({{ expression }} as {{ data_type }}){%- endmacro %}
+
+{# ---- text flags: true/false/1/0/yes/no -> boolean ------------------------------------- #}
+{% macro parse_bool(column) -%}
+    case
+        when lower(trim({{ column }})) in ('true', 't', '1', 'yes', 'y') then true
+        when lower(trim({{ column }})) in ('false', 'f', '0', 'no', 'n') then false
+    end
+{%- endmacro %}
+
+{# ---- seconds between two instants, fractional, from microseconds --------------------- #}
+{% macro seconds_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('seconds_between', 'ringledger')(start_ts, end_ts)) }}
+{%- endmacro %}
+{% macro default__seconds_between(start_ts, end_ts) -%}{{ ringledger._unsupported('seconds_between') }}{%- endmacro %}
+{% macro duckdb__seconds_between(start_ts, end_ts) -%}
+    ((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 1000000.0)
+{%- endmacro %}
+{% macro spark__seconds_between(start_ts, end_ts) -%}
+    ((unix_micros({{ end_ts }}) - unix_micros({{ start_ts }})) / 1000000.0)
+{%- endmacro %}
+
+{# ---- an instant plus a (fractional) number of seconds ---------------------------------- #}
+{% macro add_seconds(ts, seconds) -%}
+    {{ return(adapter.dispatch('add_seconds', 'ringledger')(ts, seconds)) }}
+{%- endmacro %}
+{% macro default__add_seconds(ts, seconds) -%}{{ ringledger._unsupported('add_seconds') }}{%- endmacro %}
+{% macro duckdb__add_seconds(ts, seconds) -%}
+    make_timestamp(epoch_us({{ ts }}) + cast(round(({{ seconds }}) * 1000000.0) as bigint))
+{%- endmacro %}
+{% macro spark__add_seconds(ts, seconds) -%}
+    timestamp_micros(unix_micros({{ ts }}) + cast(round(({{ seconds }}) * 1000000.0) as bigint))
+{%- endmacro %}
+
+{# ---- a UTC instant as wall-clock time of an IANA zone (well defined: no gap/overlap) --- #}
+{% macro utc_to_local(ts, tz) -%}
+    {{ return(adapter.dispatch('utc_to_local', 'ringledger')(ts, tz)) }}
+{%- endmacro %}
+{% macro default__utc_to_local(ts, tz) -%}{{ ringledger._unsupported('utc_to_local') }}{%- endmacro %}
+{% macro duckdb__utc_to_local(ts, tz) -%}
+    cast(timezone({{ tz }}, cast({{ ts }} as timestamptz)) as timestamp)
+{%- endmacro %}
+{% macro spark__utc_to_local(ts, tz) -%}
+    from_utc_timestamp({{ ts }}, {{ tz }})
+{%- endmacro %}
+
+{# ---- rows of a space-separated list (select-list expression) -------------------------- #}
+{% macro explode_split(column, delimiter) -%}
+    {{ return(adapter.dispatch('explode_split', 'ringledger')(column, delimiter)) }}
+{%- endmacro %}
+{% macro default__explode_split(column, delimiter) -%}{{ ringledger._unsupported('explode_split') }}{%- endmacro %}
+{% macro duckdb__explode_split(column, delimiter) -%}
+    unnest(string_split({{ column }}, '{{ delimiter }}'))
+{%- endmacro %}
+{% macro spark__explode_split(column, delimiter) -%}
+    explode(split({{ column }}, '{{ delimiter }}'))
+{%- endmacro %}
+
+{# ---- exact continuous percentile (linear interpolation), usable with grouping sets ---- #}
+{% macro percentile_cont(expression, fraction) -%}
+    {{ return(adapter.dispatch('percentile_cont', 'ringledger')(expression, fraction)) }}
+{%- endmacro %}
+{% macro default__percentile_cont(expression, fraction) -%}{{ ringledger._unsupported('percentile_cont') }}{%- endmacro %}
+{% macro duckdb__percentile_cont(expression, fraction) -%}
+    quantile_cont({{ expression }}, {{ fraction }})
+{%- endmacro %}
+{% macro spark__percentile_cont(expression, fraction) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expression }})
+{%- endmacro %}
+
+{# ---- keyed hash already computed at ingest; text digest for surrogate keys ------------ #}
+{% macro surrogate_key(columns) -%}
+    {{ return(adapter.dispatch('surrogate_key', 'ringledger')(columns)) }}
+{%- endmacro %}
+{% macro default__surrogate_key(columns) -%}{{ ringledger._unsupported('surrogate_key') }}{%- endmacro %}
+{% macro duckdb__surrogate_key(columns) -%}
+    md5({% for c in columns %}coalesce(cast({{ c }} as varchar), '~'){% if not loop.last %} || '|' || {% endif %}{% endfor %})
+{%- endmacro %}
+{% macro spark__surrogate_key(columns) -%}
+    md5({% for c in columns %}coalesce(cast({{ c }} as string), '~'){% if not loop.last %} || '|' || {% endif %}{% endfor %})
+{%- endmacro %}

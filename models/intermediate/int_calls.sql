@@ -1,0 +1,100 @@
+-- Logical calls: legs sharing a parent are one call keyed by coalesce(parent_call_id, call_id).
+-- Numbers, queue, IVR selection, site and direction come from the parent leg, else from the
+-- earliest leg. A call is answered when any leg was answered by a person.
+with legs as (
+
+    select
+        *,
+        coalesce(parent_call_id, call_id) as call_id_root
+    from {{ ref('int_legs_deduplicated') }}
+
+),
+
+representative as (
+
+    select
+        *,
+        row_number() over (
+            partition by source_system, call_id_root
+            order by
+                case when call_id = call_id_root then 0 else 1 end,
+                started_at_utc asc nulls last,
+                call_id asc
+        ) as leg_rank
+    from legs
+
+),
+
+leg_facts as (
+
+    select
+        source_system,
+        call_id_root,
+        count(*) as legs,
+        min(started_at_utc) as started_at_utc,
+        max(ended_at_utc) as ended_at_utc,
+        min(case when status = 'answered' then answered_at_utc end) as answered_at_utc,
+        max(case when status = 'answered' then 1 else 0 end) = 1 as is_answered,
+        max(case when status = 'voicemail' then 1 else 0 end) = 1 as has_voicemail_leg,
+        min(case when status = 'voicemail' then answered_at_utc end) as voicemail_answered_at_utc,
+        max(case when status in ('abandoned', 'canceled') then 1 else 0 end) = 1 as has_abandoned_leg,
+        max(case when disposition_normalized in ('wrong_number', 'spam') then 1 else 0 end) = 1
+            as has_wrong_number_disposition,
+        sum(case when status = 'answered' then talk_seconds end) as talk_seconds
+    from legs
+    group by source_system, call_id_root
+
+),
+
+final as (
+
+    select
+        {{ surrogate_key(['representative.source_system', 'representative.call_id_root']) }} as call_key,
+        representative.source_system,
+        representative.call_id_root as call_id,
+        representative.direction,
+        representative.site,
+        representative.queue,
+        representative.ivr_selection,
+        representative.disposition_normalized as disposition,
+        case
+            when leg_facts.is_answered then 'answered'
+            when leg_facts.has_voicemail_leg then 'voicemail'
+            else representative.status
+        end as status,
+        leg_facts.legs,
+        leg_facts.started_at_utc,
+        leg_facts.answered_at_utc,
+        leg_facts.ended_at_utc,
+        leg_facts.is_answered,
+        leg_facts.has_voicemail_leg,
+        leg_facts.has_abandoned_leg,
+        leg_facts.has_wrong_number_disposition,
+        leg_facts.talk_seconds,
+        case
+            when leg_facts.is_answered then null
+            when leg_facts.has_voicemail_leg and leg_facts.voicemail_answered_at_utc is not null
+                then {{ seconds_between('leg_facts.started_at_utc', 'leg_facts.voicemail_answered_at_utc') }}
+            else {{ seconds_between('leg_facts.started_at_utc', 'leg_facts.ended_at_utc') }}
+        end as wait_seconds,
+        representative.from_number_raw,
+        representative.from_number_e164,
+        representative.from_number_is_valid,
+        representative.from_number_is_unknown,
+        representative.from_number_key,
+        representative.from_number_digits,
+        representative.to_number_raw,
+        representative.to_number_e164,
+        representative.to_number_is_valid,
+        representative.to_number_is_unknown,
+        representative.to_number_key,
+        representative.to_number_digits
+    from representative
+    inner join leg_facts
+        on representative.source_system = leg_facts.source_system
+        and representative.call_id_root = leg_facts.call_id_root
+    where representative.leg_rank = 1
+
+)
+
+select * from final

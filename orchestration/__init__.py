@@ -1,0 +1,1 @@
+"""ringledger: missed-call revenue intelligence warehouse (Dagster + dbt + DuckDB)."""

@@ -1,0 +1,75 @@
+"""The dbt project as Dagster assets, in two selections around the data-quality gates.
+
+`ringledger_dbt_models` builds the seeds, staging and intermediate models (what the gates
+read); `ringledger_dbt_marts` builds the marts. Blocking dbt tests do not carry across
+`@dbt_assets` definitions (dagster issues #19821, #25112), so the structural tests of the
+first selection fail its step (`dbt build` exits non-zero on an error-severity test), which
+stops the marts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from orchestration.project import dbt_project
+from orchestration.resources import WarehouseResource
+
+MODELS_SELECTION = "resource_type:seed path:models/staging path:models/intermediate"
+MARTS_SELECTION = "path:models/marts"
+
+
+class RingledgerTranslator(DagsterDbtTranslator):
+    """Seeds, staging, intermediate and marts become Dagster groups of the same names."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "seeds"
+        fqn = dbt_resource_props.get("fqn", [])
+        for layer in ("staging", "intermediate", "marts"):
+            if layer in fqn:
+                return layer
+        return super().get_group_name(dbt_resource_props)
+
+
+translator = RingledgerTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+)
+
+
+def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    config = warehouse.load_config()
+    os.environ.pop("RINGLEDGER_SEED_DIR", None)
+    os.environ.update(warehouse.dbt_environment(config))
+    args = ["build", *warehouse.dbt_vars_arg(config)]
+    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    select=MODELS_SELECTION,
+    name="ringledger_dbt_models",
+)
+def ringledger_dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    yield from _dbt_build(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    select=MARTS_SELECTION,
+    name="ringledger_dbt_marts",
+)
+def ringledger_dbt_marts(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    yield from _dbt_build(context, dbt, warehouse)

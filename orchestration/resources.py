@@ -1,0 +1,79 @@
+"""Dagster resources: where the data lives, the configuration in force, and dbt."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
+
+from orchestration import project
+from orchestration.config import Config, load_config
+
+
+class WarehouseResource(ConfigurableResource):
+    """Paths of one ringledger deployment; defaults from the RINGLEDGER_* environment."""
+
+    landing_dir: str = ""
+    warehouse: str = ""
+    marts: str = ""
+    config_dir: str = ""
+
+    # -- paths ----------------------------------------------------------------------
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir or project.landing_dir()).resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.warehouse or project.warehouse_path()).resolve()
+
+    @property
+    def marts_path(self) -> Path:
+        if self.marts:
+            return Path(self.marts).resolve()
+        if self.warehouse:
+            return self.warehouse_path.parent / "ringledger.duckdb"
+        return project.marts_path().resolve()
+
+    @property
+    def config_path(self) -> Path | None:
+        value = self.config_dir or os.environ.get("RINGLEDGER_CONFIG_DIR", "")
+        return Path(value).resolve() if value else None
+
+    @property
+    def state_dir(self) -> Path:
+        """Working files of the deployment (merged seeds), beside the warehouse."""
+        return self.warehouse_path.parent / f".{self.warehouse_path.stem}.state"
+
+    # -- configuration --------------------------------------------------------------
+    def load_config(self) -> Config:
+        return load_config(self.config_path)
+
+    def dbt_environment(self, config: Config) -> dict[str, str]:
+        """Environment for a dbt invocation: the warehouse file and, with a user's
+        configuration, the merged seed directory."""
+        env = {"RINGLEDGER_WAREHOUSE": str(self.warehouse_path)}
+        if config.config_dir is not None:
+            env["RINGLEDGER_SEED_DIR"] = str(config.write_seed_dir(self.state_dir / "seeds"))
+        return env
+
+    def dbt_vars_arg(self, config: Config) -> list[str]:
+        return ["--vars", json.dumps(config.dbt_vars())]
+
+    # -- connections ----------------------------------------------------------------
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.warehouse_path), read_only=read_only)
+        con.execute("set TimeZone = 'UTC'")
+        return con
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=project.dbt_project,
+        profiles_dir=str(project.REPO_ROOT),
+    )

@@ -1,0 +1,188 @@
+"""Run the whole pipeline in-process through Dagster (used by the CLI and the tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from orchestration import project
+from orchestration.config import ConfigError, load_config
+from orchestration.locking import WarehouseLock
+
+
+# Exit codes of `ringledger run` (inputs-and-outputs.md, Commands).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_GATE = 3
+EXIT_REFUSED = 4
+EXIT_BUSY = 5
+
+
+@dataclass
+class GateFailure:
+    gate: str
+    measured: str
+    threshold: str
+    detail: str
+
+    def line(self) -> str:
+        return (
+            f"GATE {self.gate} failed: measured {self.measured}, threshold {self.threshold}: "
+            f"{self.detail}"
+        )
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    published: bool = False
+    refused_files: list[tuple[str, str]] = field(default_factory=list)
+    gate_failures: list[GateFailure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    marts_path: Path | None = None
+    warehouse_path: Path | None = None
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    """dagster-dbt needs target/manifest.json before the definitions load."""
+    manifest = project.dbt_project.manifest_path
+    if force or not manifest.exists():
+        env = dict(os.environ)
+        env.setdefault("RINGLEDGER_WAREHOUSE", str(project.warehouse_path()))
+        env.pop("RINGLEDGER_SEED_DIR", None)
+        completed = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dbt"),
+                "parse",
+                "--project-dir",
+                str(project.REPO_ROOT),
+                "--profiles-dir",
+                str(project.REPO_ROOT),
+                "--quiet",
+            ],
+            cwd=project.REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"dbt parse failed:\n{completed.stdout}\n{completed.stderr}")
+    return manifest
+
+
+def _refused_files(warehouse_path: Path, since_load_seq: int) -> list[tuple[str, str]]:
+    if not warehouse_path.exists():
+        return []
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        try:
+            rows = con.execute(
+                "select file, reason from raw.load_ledger "
+                "where status = 'refused' and load_seq > ? order by file",
+                [since_load_seq],
+            ).fetchall()
+        except duckdb.CatalogException:
+            return []
+    return [(str(f), str(r)) for f, r in rows]
+
+
+def _max_load_seq(warehouse_path: Path) -> int:
+    if not warehouse_path.exists():
+        return 0
+    try:
+        with duckdb.connect(str(warehouse_path), read_only=True) as con:
+            value = con.execute("select coalesce(max(load_seq), 0) from raw.load_ledger").fetchone()
+        return int(value[0])
+    except duckdb.Error:
+        return 0
+
+
+def run_pipeline(
+    landing: Path | None = None,
+    warehouse: Path | None = None,
+    marts: Path | None = None,
+    config_dir: Path | None = None,
+    log_level: str = "WARNING",
+) -> RunOutcome:
+    """Materialize every asset once; map the result to the spec's exit codes."""
+    from orchestration.locking import WarehouseBusy
+
+    landing = (landing or project.landing_dir()).resolve()
+    warehouse = (warehouse or project.warehouse_path()).resolve()
+    if marts is None:
+        explicit = os.environ.get("RINGLEDGER_MARTS")
+        marts = Path(explicit) if explicit else warehouse.parent / "ringledger.duckdb"
+    marts = marts.resolve()
+    outcome = RunOutcome(exit_code=EXIT_OK, marts_path=marts, warehouse_path=warehouse)
+    try:
+        load_config(config_dir)
+    except ConfigError as error:
+        outcome.exit_code = EXIT_USAGE
+        outcome.errors.append(str(error))
+        return outcome
+    try:
+        with WarehouseLock(warehouse):
+            return _run_locked(landing, warehouse, marts, config_dir, log_level, outcome)
+    except WarehouseBusy as busy:
+        outcome.exit_code = EXIT_BUSY
+        outcome.errors.append(str(busy))
+        return outcome
+
+
+def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOutcome) -> RunOutcome:
+    os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
+    ensure_manifest()
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.resources import WarehouseResource
+
+    before = _max_load_seq(warehouse)
+    resources = {
+        "warehouse": WarehouseResource(
+            landing_dir=str(landing),
+            warehouse=str(warehouse),
+            marts=str(marts),
+            config_dir=str(config_dir.resolve()) if config_dir else "",
+        )
+    }
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("ringledger_everything").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            resources=resources,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        failed_steps = [
+            event for event in result.all_events if event.event_type_value == "STEP_FAILURE"
+        ]
+        for event in failed_steps:
+            error = event.step_failure_data.error if event.step_failure_data else None
+            message = error.message.strip() if error else "step failed"
+            if "Could not set lock on file" in message or "Conflicting lock" in message:
+                outcome.exit_code = EXIT_BUSY
+            outcome.errors.append(f"{event.step_key}: {message}")
+        published = any(
+            event.event_type_value == "ASSET_MATERIALIZATION"
+            and event.asset_key is not None
+            and event.asset_key.path == ["published_marts"]
+            for event in result.all_events
+        )
+    outcome.published = published
+    outcome.refused_files = _refused_files(warehouse, before)
+    if outcome.exit_code == EXIT_BUSY:
+        return outcome
+    if failed_steps or not result.success:
+        outcome.exit_code = EXIT_ERROR
+    elif outcome.gate_failures:
+        outcome.exit_code = EXIT_GATE
+    elif outcome.refused_files:
+        outcome.exit_code = EXIT_REFUSED
+    else:
+        outcome.exit_code = EXIT_OK
+    return outcome
