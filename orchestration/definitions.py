@@ -5,13 +5,20 @@ from dagster import Definitions
 from orchestration.assets.dbt import ringledger_dbt_marts, ringledger_dbt_models
 from orchestration.assets.ingest import ingest_landing_files
 from orchestration.assets.publish import published_marts
+from orchestration.checks import data_quality_gates
 from orchestration.jobs import everything_job
 from orchestration.resources import WarehouseResource, dbt_resource
 from orchestration.schedules import daily_schedule
 from orchestration.sensors import landing_files_sensor
 
 defs = Definitions(
-    assets=[ingest_landing_files, ringledger_dbt_models, ringledger_dbt_marts, published_marts],
+    assets=[
+        ingest_landing_files,
+        ringledger_dbt_models,
+        data_quality_gates,
+        ringledger_dbt_marts,
+        published_marts,
+    ],
     jobs=[everything_job],
     schedules=[daily_schedule],
     sensors=[landing_files_sensor],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -72,8 +74,15 @@ class WarehouseResource(ConfigurableResource):
         return con
 
 
+def dbt_executable() -> str:
+    """dbt from the same environment as this Python (works without an activated venv)."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(
         project_dir=project.dbt_project,
         profiles_dir=str(project.REPO_ROOT),
+        dbt_executable=dbt_executable(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +77,22 @@ def ensure_manifest(force: bool = False) -> Path:
     return manifest
 
 
+def _read_only(warehouse_path: Path, attempts: int = 20) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only, waiting briefly for a finishing child (dbt) to let go."""
+    for attempt in range(attempts):
+        try:
+            return duckdb.connect(str(warehouse_path), read_only=True)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def _refused_files(warehouse_path: Path, since_load_seq: int) -> list[tuple[str, str]]:
     if not warehouse_path.exists():
         return []
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+    with _read_only(warehouse_path) as con:
         try:
             rows = con.execute(
                 "select file, reason from raw.load_ledger "
@@ -91,11 +104,34 @@ def _refused_files(warehouse_path: Path, since_load_seq: int) -> list[tuple[str,
     return [(str(f), str(r)) for f, r in rows]
 
 
+def _gate_failures(warehouse_path: Path, run_id: str) -> list[GateFailure]:
+    if not warehouse_path.exists():
+        return []
+    try:
+        with _read_only(warehouse_path) as con:
+            rows = con.execute(
+                "select gate, measured_value, threshold, detail from marts.data_quality_results "
+                "where run_id = ? and not passed order by gate",
+                [run_id],
+            ).fetchall()
+    except duckdb.Error:
+        return []
+    return [
+        GateFailure(
+            gate=gate,
+            measured="none" if measured is None else f"{measured:g}",
+            threshold=str(threshold),
+            detail=str(detail),
+        )
+        for gate, measured, threshold, detail in rows
+    ]
+
+
 def _max_load_seq(warehouse_path: Path) -> int:
     if not warehouse_path.exists():
         return 0
     try:
-        with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        with _read_only(warehouse_path) as con:
             value = con.execute("select coalesce(max(load_seq), 0) from raw.load_ledger").fetchone()
         return int(value[0])
     except duckdb.Error:
@@ -132,11 +168,20 @@ def run_pipeline(
         outcome.exit_code = EXIT_BUSY
         outcome.errors.append(str(busy))
         return outcome
+    except duckdb.IOException as error:
+        outcome.exit_code = EXIT_BUSY if "lock" in str(error).lower() else EXIT_ERROR
+        outcome.errors.append(str(error))
+        return outcome
+    except Exception as error:  # exit code 1 with the error, never a bare traceback
+        outcome.exit_code = EXIT_ERROR
+        outcome.errors.append(f"{type(error).__name__}: {error}")
+        return outcome
 
 
 def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOutcome) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
-    ensure_manifest()
+    # the manifest must match the project as it is now (models may have been edited)
+    ensure_manifest(force=True)
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
@@ -175,12 +220,15 @@ def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOu
         )
     outcome.published = published
     outcome.refused_files = _refused_files(warehouse, before)
+    outcome.gate_failures = _gate_failures(warehouse, result.run_id)
     if outcome.exit_code == EXIT_BUSY:
         return outcome
-    if failed_steps or not result.success:
-        outcome.exit_code = EXIT_ERROR
-    elif outcome.gate_failures:
+    gate_steps_only = all("data_quality_gates" in e.step_key for e in failed_steps)
+    if outcome.gate_failures and gate_steps_only:
         outcome.exit_code = EXIT_GATE
+        outcome.errors = []
+    elif failed_steps or not result.success:
+        outcome.exit_code = EXIT_ERROR
     elif outcome.refused_files:
         outcome.exit_code = EXIT_REFUSED
     else:

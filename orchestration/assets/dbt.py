@@ -7,17 +7,19 @@ first selection fail its step (`dbt build` exits non-zero on an error-severity t
 stops the marts.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
+
+# Key of the gates asset (orchestration/checks.py), upstream of every mart.
+GATES_KEY = AssetKey("data_quality_gates")
 
 MODELS_SELECTION = "resource_type:seed path:models/staging path:models/intermediate"
 MARTS_SELECTION = "path:models/marts"
@@ -35,6 +37,14 @@ class RingledgerTranslator(DagsterDbtTranslator):
                 return layer
         return super().get_group_name(dbt_resource_props)
 
+    def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
+        """Every mart waits for the data-quality gates (orchestration/checks.py)."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or {}
+        if node.get("resource_type") == "model" and "marts" in node.get("fqn", []):
+            spec = spec.merge_attributes(deps=[AssetDep(GATES_KEY)])
+        return spec
+
 
 translator = RingledgerTranslator(
     settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
@@ -46,7 +56,8 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     os.environ.pop("RINGLEDGER_SEED_DIR", None)
     os.environ.update(warehouse.dbt_environment(config))
     args = ["build", *warehouse.dbt_vars_arg(config)]
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+    # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
+    yield from dbt.cli(args, context=context).stream()
 
 
 @dbt_assets(

@@ -1,9 +1,9 @@
 """Ingest: the landing directory into the warehouse's `raw` schema (one multi-asset)."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
+from orchestration.calendar import build_site_calendar
 from orchestration.ingest import ingest_landing, resolve_hash_key
 from orchestration.resources import WarehouseResource
 
@@ -37,6 +37,8 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
     hash_key = resolve_hash_key(warehouse.warehouse_path)
     with warehouse.connect() as con:
         summary = ingest_landing(con, warehouse.landing_path, config, hash_key)
+        # the business calendar follows the seeds in force and the dates loaded
+        build_site_calendar(con, config)
         counts = {
             table: con.execute(f"select count(*) from raw.{table}").fetchone()[0]
             for table in RAW_TABLES

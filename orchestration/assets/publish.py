@@ -1,6 +1,5 @@
 """The published marts file: only after the marts (and so the gates before them) succeed."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
