@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,21 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     marts_path: Path | None = None
     warehouse_path: Path | None = None
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send everything written to standard output (dbt's log lines, child processes) to
+    standard error while the pipeline runs: standard output carries only the summary table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def ensure_manifest(force: bool = False) -> Path:
@@ -162,7 +178,7 @@ def run_pipeline(
         outcome.errors.append(str(error))
         return outcome
     try:
-        with WarehouseLock(warehouse):
+        with WarehouseLock(warehouse), stdout_to_stderr():
             return _run_locked(landing, warehouse, marts, config_dir, log_level, outcome)
     except WarehouseBusy as busy:
         outcome.exit_code = EXIT_BUSY
