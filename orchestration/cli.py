@@ -17,7 +17,8 @@ from orchestration.config import ConfigError, load_config
 from orchestration.runner import EXIT_USAGE, RunOutcome, run_pipeline
 
 err = Console(stderr=True)
-out = Console()
+# the summary table stays readable when standard output is a file or a pipe
+out = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _path_option(name: str, env: str, help_text: str, **kwargs):
@@ -60,7 +61,7 @@ def main() -> None:
 @click.option("--inject", multiple=True, help="Named fault to add (repeatable).")
 def generate(out, days, calls_per_day, seed, start, telephony_format, inject) -> None:
     """Write realistic, deterministic sample exports into the landing directory."""
-    from orchestration.generate import generate as generate_exports
+    from orchestration.generator import generate as generate_exports
 
     target = (out or project.landing_dir()).resolve()
     try:
@@ -210,7 +211,7 @@ def run(landing, warehouse, marts, config, engine) -> None:
 @_run_options
 def demo(landing, warehouse, marts, config, engine) -> None:
     """Generate 90 days of sample exports if the landing directory is empty, run, summarize."""
-    from orchestration.generate import generate as generate_exports
+    from orchestration.generator import generate as generate_exports
 
     target = (landing or project.landing_dir()).resolve()
     has_files = target.exists() and any(p.is_file() for p in target.rglob("*"))

@@ -52,7 +52,7 @@ class PipelineRun:
 
 
 def generate_sample(landing: Path, **kwargs) -> dict:
-    from orchestration.generate import generate
+    from orchestration.generator import generate
 
     options = {"days": SAMPLE_DAYS, "calls_per_day": SAMPLE_CALLS_PER_DAY}
     options.update(kwargs)

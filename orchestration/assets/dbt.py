@@ -22,7 +22,10 @@ from orchestration.resources import WarehouseResource
 GATES_KEY = AssetKey("data_quality_gates")
 
 MODELS_SELECTION = "resource_type:seed path:models/staging path:models/intermediate"
-MARTS_SELECTION = "path:models/marts"
+# Tests declared on the marts but touching a seed (relationships) would be picked up by the
+# first selection through eager indirect selection: exclude them there by path.
+MODELS_EXCLUSION = "path:models/marts path:models/restricted"
+MARTS_SELECTION = "path:models/marts path:models/restricted"
 
 
 class RingledgerTranslator(DagsterDbtTranslator):
@@ -65,6 +68,7 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     project=dbt_project,
     dagster_dbt_translator=translator,
     select=MODELS_SELECTION,
+    exclude=MODELS_EXCLUSION,
     name="ringledger_dbt_models",
 )
 def ringledger_dbt_models(

@@ -1,0 +1,126 @@
+"""Gates block publication: each generator fault fails its gate, nothing is published, and
+fixing the data publishes again (issue: data-quality gates)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import generate_sample, run_isolated
+from orchestration.gates import GATES, mask_number
+from orchestration.runner import EXIT_ERROR, EXIT_GATE, EXIT_OK
+
+DAYS = 10
+CALLS_PER_DAY = 50
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def results_of_latest_run(warehouse: Path) -> dict[str, bool]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select gate, passed from marts.data_quality_results where run_id = "
+            "(select run_id from marts.data_quality_results order by checked_at desc limit 1)"
+        ).fetchall()
+    return dict(rows)
+
+
+@pytest.fixture(scope="module")
+def clean_landing(tmp_path_factory) -> Path:
+    landing = tmp_path_factory.mktemp("clean") / "landing"
+    generate_sample(landing, days=DAYS, calls_per_day=CALLS_PER_DAY)
+    return landing
+
+
+def test_clean_run_passes_every_gate(clean_landing, tmp_path):
+    warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
+    outcome = run_isolated(clean_landing, warehouse, marts)
+    assert outcome.exit_code == EXIT_OK, outcome.gate_failures or outcome.errors
+    results = results_of_latest_run(warehouse)
+    assert set(results) == set(GATES)
+    assert all(results.values())
+    quality = json.loads((tmp_path / "ringledger.quality.json").read_text())
+    assert quality["passed"] is True and len(quality["gates"]) == len(GATES)
+    # the results are published with the marts
+    with duckdb.connect(str(marts), read_only=True) as con:
+        assert con.execute("select count(*) from marts.data_quality_results").fetchone()[0] == len(GATES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fault", "gate"),
+    [
+        ("clock-skew", "clock_sync"),
+        ("timezone-error", "timezone_offset"),
+        ("dirty-numbers", "number_normalization"),
+        ("tracking-overlap", "tracking_numbers"),
+    ],
+)
+def test_fault_fails_its_gate_and_publishes_nothing(fault, gate, clean_landing, tmp_path):
+    warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
+    # a first, clean run publishes
+    landing = tmp_path / "landing"
+    shutil.copytree(clean_landing, landing)
+    assert run_isolated(landing, warehouse, marts).exit_code == EXIT_OK
+    published = digest(marts)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        calls_before = con.execute("select count(*) from marts.fct_calls").fetchone()[0]
+
+    # the same exports, re-delivered with the fault (same file names: corrections)
+    shutil.rmtree(landing)
+    generate_sample(landing, days=DAYS, calls_per_day=CALLS_PER_DAY, inject=[fault])
+    outcome = run_isolated(landing, warehouse, marts)
+    assert outcome.exit_code == EXIT_GATE, (outcome.errors, outcome.gate_failures)
+    failed = {f.gate for f in outcome.gate_failures}
+    assert gate in failed
+    line = next(f.line() for f in outcome.gate_failures if f.gate == gate)
+    assert line.startswith(f"GATE {gate} failed: measured ")
+    assert digest(marts) == published, "a failed gate must leave the published file untouched"
+    assert results_of_latest_run(warehouse)[gate] is False
+    quality = json.loads((tmp_path / "ringledger.quality.json").read_text())
+    assert quality["passed"] is False
+    assert {g["gate"] for g in quality["gates"] if not g["passed"]} == failed
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        # the marts were not rebuilt from the faulty data
+        assert con.execute("select count(*) from marts.fct_calls").fetchone()[0] == calls_before
+
+    # fixing the data (the clean files again, same names) publishes again
+    shutil.rmtree(landing)
+    shutil.copytree(clean_landing, landing)
+    outcome = run_isolated(landing, warehouse, marts)
+    assert outcome.exit_code == EXIT_OK, (outcome.errors, outcome.gate_failures)
+    assert all(results_of_latest_run(warehouse).values())
+
+
+def test_failed_structural_dbt_test_blocks_marts(clean_landing, tmp_path):
+    """An error-severity dbt test in the first selection fails its step: no marts, no publish."""
+    warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
+    config = tmp_path / "config"
+    config.mkdir()
+    sites = Path(__file__).resolve().parents[1] / "seeds" / "sites.csv"
+    lines = sites.read_text().splitlines()
+    # the same site twice: the `unique` test on seeds.sites fails
+    (config / "sites.csv").write_text("\n".join([*lines, lines[1]]) + "\n")
+    marts.write_bytes(b"previous publication")
+    outcome = run_isolated(clean_landing, warehouse, marts, config_dir=config)
+    assert outcome.exit_code == EXIT_ERROR
+    assert not outcome.published
+    assert marts.read_bytes() == b"previous publication"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        marts_tables = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts' "
+            "and table_name <> 'data_quality_results'"
+        ).fetchone()[0]
+    assert marts_tables == 0
+
+
+def test_mask_number_keeps_last_two_digits():
+    assert mask_number("+1 (555) 212-0100") == "+# (###) ###-##00"
+    assert mask_number("call me 12") == "**** ** 12"
