@@ -49,7 +49,7 @@ GATE_INPUT_MODELS = (
 
 
 def _run_started_at(context: AssetExecutionContext) -> datetime:
-    stats = context.instance.get_run_stats(context.run_id)
+    stats = context.instance.get_run_stats(context.run.run_id)
     started = stats.start_time if stats and stats.start_time else None
     if started is None:
         return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -72,11 +72,11 @@ def data_quality_gates(context: AssetExecutionContext, warehouse: WarehouseResou
     checked_at = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         results = run_gates(con, config, run_started_at)
-        record_results(con, context.run_id, checked_at, results)
+        record_results(con, context.run.run_id, checked_at, results)
     write_quality_json(
         warehouse.marts_path,
         {
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "checked_at": checked_at.isoformat(),
             "passed": all(r.passed for r in results),
             "gates": [

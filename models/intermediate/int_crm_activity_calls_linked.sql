@@ -1,0 +1,69 @@
+-- CRM activities linked to the logical PBX calls they reference: `pbx_call_id` links to every
+-- leg whose call id or parent id equals it (inputs-and-outputs.md, activities), and through
+-- the leg to its logical call. One row per (activity, logical call).
+with activities as (
+
+    select
+        activity_id,
+        pbx_call_id,
+        activity_type,
+        disposition,
+        logged_at_utc
+    from {{ ref('int_crm_activities_deduplicated') }}
+    where pbx_call_id is not null
+
+),
+
+legs as (
+
+    select
+        source_system,
+        call_id,
+        parent_call_id,
+        coalesce(parent_call_id, call_id) as call_id_root
+    from {{ ref('int_legs_deduplicated') }}
+
+),
+
+calls as (
+
+    select call_key, source_system, call_id, started_at_utc from {{ ref('int_calls') }}
+
+),
+
+leg_matches as (
+
+    select activities.activity_id, legs.source_system, legs.call_id_root
+    from activities
+    inner join legs
+        on activities.pbx_call_id = legs.call_id
+
+    union
+
+    select activities.activity_id, legs.source_system, legs.call_id_root
+    from activities
+    inner join legs
+        on activities.pbx_call_id = legs.parent_call_id
+
+),
+
+final as (
+
+    select
+        activities.activity_id,
+        activities.activity_type,
+        activities.disposition,
+        activities.logged_at_utc,
+        calls.call_key,
+        calls.source_system,
+        calls.started_at_utc as call_started_at_utc
+    from leg_matches
+    inner join activities
+        on leg_matches.activity_id = activities.activity_id
+    inner join calls
+        on leg_matches.source_system = calls.source_system
+        and leg_matches.call_id_root = calls.call_id
+
+)
+
+select * from final

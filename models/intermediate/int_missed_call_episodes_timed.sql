@@ -1,0 +1,200 @@
+-- Business-hours clock, SLA and delay bucket of each episode (metrics.md section 4).
+-- The site calendar (stg_calendar__site_segments) gives the cumulative open seconds at any
+-- instant t: open_seconds_before of the segment containing t, plus t - segment start when that
+-- segment is open. Business minutes between two instants are the difference of the two
+-- cumulative values / 60 (a miss after hours starts counting when the site opens). The SLA due
+-- time is the instant where the cumulative reaches cumulative(first miss) + SLA minutes * 60;
+-- `met` when an attempt or an inbound recovery came at or before it, `breached` when none did
+-- and the as-of time is after it, `open` otherwise; `none` for noise and intents without SLA.
+with episodes as (
+
+    select * from {{ ref('int_missed_call_episodes_recovered') }}
+
+),
+
+segments as (
+
+    select * from {{ ref('stg_calendar__site_segments') }}
+
+),
+
+slas as (
+
+    select {{ normalize_label('intent') }} as intent, max(sla_business_minutes) as sla_business_minutes
+    from {{ ref('callback_slas') }}
+    group by {{ normalize_label('intent') }}
+
+),
+
+buckets as (
+
+    select delay_bucket, lower_minutes, upper_minutes, sort_order from {{ ref('delay_buckets') }}
+
+),
+
+as_of as (
+
+    select {{ as_of_utc() }} as as_of_utc
+
+),
+
+-- every instant whose cumulative open time is needed, one row each
+instants as (
+
+    select episode_id, site, 'first_miss' as instant_kind, first_missed_at_utc as instant_at_utc from episodes
+    union all
+    select episode_id, site, 'attempt' as instant_kind, first_attempt_at_utc as instant_at_utc from episodes
+    where first_attempt_at_utc is not null
+    union all
+    select episode_id, site, 'contact' as instant_kind, first_contact_at_utc as instant_at_utc from episodes
+    where first_contact_at_utc is not null
+    union all
+    select episodes.episode_id, episodes.site, 'as_of' as instant_kind, as_of.as_of_utc as instant_at_utc
+    from episodes
+    cross join as_of
+
+),
+
+cumulated as (
+
+    select
+        instants.episode_id,
+        instants.instant_kind,
+        segments.is_open,
+        segments.open_seconds_before
+            + case
+                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'instants.instant_at_utc') }}
+                else 0.0
+            end as cumulative_open_seconds
+    from instants
+    inner join segments
+        on instants.site = segments.site
+        and segments.segment_start_utc <= instants.instant_at_utc
+        and instants.instant_at_utc < segments.segment_end_utc
+
+),
+
+pivoted as (
+
+    select
+        episode_id,
+        max(case when instant_kind = 'first_miss' then cumulative_open_seconds end) as cumulative_at_first_miss,
+        max(case when instant_kind = 'attempt' then cumulative_open_seconds end) as cumulative_at_attempt,
+        max(case when instant_kind = 'contact' then cumulative_open_seconds end) as cumulative_at_contact,
+        max(case when instant_kind = 'as_of' then cumulative_open_seconds end) as cumulative_at_as_of,
+        max(case when instant_kind = 'first_miss' and is_open then 1 else 0 end) = 1 as is_business_hours
+    from cumulated
+    group by episode_id
+
+),
+
+with_sla as (
+
+    select
+        episodes.*,
+        coalesce(pivoted.is_business_hours, false) as is_business_hours,
+        (pivoted.cumulative_at_attempt - pivoted.cumulative_at_first_miss) / 60.0 as attempt_delay_business_minutes,
+        (pivoted.cumulative_at_contact - pivoted.cumulative_at_first_miss) / 60.0 as contact_delay_business_minutes,
+        case when not episodes.is_noise then slas.sla_business_minutes end as sla_business_minutes,
+        case
+            when not episodes.is_noise and slas.sla_business_minutes is not null
+                then pivoted.cumulative_at_first_miss + slas.sla_business_minutes * 60.0
+        end as sla_target_cumulative_seconds,
+        pivoted.cumulative_at_as_of
+    from episodes
+    left join pivoted
+        on episodes.episode_id = pivoted.episode_id
+    left join slas
+        on episodes.intent = slas.intent
+
+),
+
+due_times as (
+
+    select
+        with_sla.episode_id,
+        min(
+            case
+                when with_sla.sla_business_minutes <= 0 then with_sla.first_missed_at_utc
+                else {{ add_seconds('segments.segment_start_utc', 'with_sla.sla_target_cumulative_seconds - segments.open_seconds_before') }}
+            end
+        ) as sla_due_at_utc
+    from with_sla
+    inner join segments
+        on with_sla.site = segments.site
+        and segments.is_open
+        and segments.open_seconds_before < with_sla.sla_target_cumulative_seconds
+        and with_sla.sla_target_cumulative_seconds <= segments.open_seconds_before + segments.segment_seconds
+    group by with_sla.episode_id
+
+),
+
+statused as (
+
+    select
+        with_sla.*,
+        due_times.sla_due_at_utc,
+        case
+            when with_sla.sla_target_cumulative_seconds is not null and with_sla.cumulative_at_as_of is not null
+                then (with_sla.sla_target_cumulative_seconds - with_sla.cumulative_at_as_of) / 60.0
+        end as minutes_to_sla,
+        case
+            when with_sla.sla_business_minutes is null then 'none'
+            when due_times.sla_due_at_utc is null then 'open'
+            when with_sla.first_attempt_at_utc <= due_times.sla_due_at_utc then 'met'
+            when with_sla.first_inbound_recovery_at_utc <= due_times.sla_due_at_utc then 'met'
+            when as_of.as_of_utc > due_times.sla_due_at_utc then 'breached'
+            else 'open'
+        end as sla_status,
+        (
+            with_sla.first_contact_at_utc is not null
+            and due_times.sla_due_at_utc is not null
+            and with_sla.first_contact_at_utc <= due_times.sla_due_at_utc
+        ) as is_contacted_within_sla
+    from with_sla
+    cross join as_of
+    left join due_times
+        on with_sla.episode_id = due_times.episode_id
+
+),
+
+bucketed as (
+
+    select
+        statused.episode_id,
+        buckets.delay_bucket,
+        buckets.sort_order as delay_bucket_sort_order,
+        row_number() over (
+            partition by statused.episode_id
+            order by buckets.sort_order asc nulls last, buckets.delay_bucket asc
+        ) as bucket_rank
+    from statused
+    inner join buckets
+        on (
+            statused.contact_delay_minutes is not null
+            and buckets.lower_minutes is not null
+            and statused.contact_delay_minutes >= buckets.lower_minutes
+            and (buckets.upper_minutes is null or statused.contact_delay_minutes < buckets.upper_minutes)
+        )
+        or (
+            statused.contact_delay_minutes is null
+            and buckets.lower_minutes is null
+            and buckets.upper_minutes is null
+        )
+
+),
+
+final as (
+
+    select
+        statused.*,
+        bucketed.delay_bucket,
+        bucketed.delay_bucket_sort_order
+    from statused
+    left join bucketed
+        on statused.episode_id = bucketed.episode_id
+        and bucketed.bucket_rank = 1
+
+)
+
+select * from final

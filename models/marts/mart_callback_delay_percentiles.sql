@@ -1,0 +1,99 @@
+-- Callback rates and delay percentiles per week and per grouping set of intent, hours segment
+-- and source (metrics.md section 5): the eight grouping sets, each dimension either a value or
+-- `all`, always per week. Computed from the non-noise episodes themselves, never averaged
+-- across groups. Percentiles are continuous (linear interpolation) over the episodes that have
+-- the delay; episodes without it are the complement of the matching rate.
+with episodes as (
+
+    select
+        week_start,
+        intent,
+        hours_segment,
+        coalesce(source, '(none)') as source,
+        first_attempt_at_utc,
+        first_contact_at_utc,
+        has_connected_callback,
+        attempt_delay_minutes,
+        contact_delay_minutes,
+        attempt_delay_business_minutes,
+        contact_delay_business_minutes,
+        sla_status
+    from {{ ref('fct_missed_call_episodes') }}
+    where not is_noise
+
+),
+
+aggregated as (
+
+    select
+        week_start,
+        case when grouping(intent) = 1 then 'all' else intent end as intent,
+        case when grouping(hours_segment) = 1 then 'all' else hours_segment end as hours_segment,
+        case when grouping(source) = 1 then 'all' else source end as source,
+        count(*) as episodes,
+        sum(case when first_attempt_at_utc is not null then 1 else 0 end) as attempted_episodes,
+        sum(case when first_contact_at_utc is not null then 1 else 0 end) as contacted_episodes,
+        sum(case when has_connected_callback then 1 else 0 end) as completed_episodes,
+        {{ percentile_cont('attempt_delay_minutes', 0.5) }} as p50_attempt_minutes,
+        {{ percentile_cont('attempt_delay_minutes', 0.9) }} as p90_attempt_minutes,
+        {{ percentile_cont('attempt_delay_minutes', 0.95) }} as p95_attempt_minutes,
+        {{ percentile_cont('contact_delay_minutes', 0.5) }} as p50_contact_minutes,
+        {{ percentile_cont('contact_delay_minutes', 0.9) }} as p90_contact_minutes,
+        {{ percentile_cont('contact_delay_minutes', 0.95) }} as p95_contact_minutes,
+        {{ percentile_cont('attempt_delay_business_minutes', 0.5) }} as p50_attempt_business_minutes,
+        {{ percentile_cont('attempt_delay_business_minutes', 0.9) }} as p90_attempt_business_minutes,
+        {{ percentile_cont('attempt_delay_business_minutes', 0.95) }} as p95_attempt_business_minutes,
+        {{ percentile_cont('contact_delay_business_minutes', 0.5) }} as p50_contact_business_minutes,
+        {{ percentile_cont('contact_delay_business_minutes', 0.9) }} as p90_contact_business_minutes,
+        {{ percentile_cont('contact_delay_business_minutes', 0.95) }} as p95_contact_business_minutes,
+        sum(case when sla_status = 'breached' then 1 else 0 end) as sla_breaches,
+        sum(case when sla_status = 'met' then 1 else 0 end) as sla_met
+    from episodes
+    group by grouping sets (
+        (week_start, intent, hours_segment, source),
+        (week_start, intent, hours_segment),
+        (week_start, intent, source),
+        (week_start, hours_segment, source),
+        (week_start, intent),
+        (week_start, hours_segment),
+        (week_start, source),
+        (week_start)
+    )
+
+),
+
+final as (
+
+    select
+        {{ as_of_utc() }} as as_of_utc,
+        week_start,
+        intent,
+        hours_segment,
+        source,
+        cast(episodes as integer) as episodes,
+        cast(attempted_episodes as integer) as attempted_episodes,
+        cast(contacted_episodes as integer) as contacted_episodes,
+        cast(completed_episodes as integer) as completed_episodes,
+        cast(attempted_episodes as double) / nullif(episodes, 0) as callback_attempt_rate,
+        cast(contacted_episodes as double) / nullif(episodes, 0) as contact_rate,
+        cast(completed_episodes as double) / nullif(episodes, 0) as callback_completion_rate,
+        cast(p50_attempt_minutes as double) as p50_attempt_minutes,
+        cast(p90_attempt_minutes as double) as p90_attempt_minutes,
+        cast(p95_attempt_minutes as double) as p95_attempt_minutes,
+        cast(p50_contact_minutes as double) as p50_contact_minutes,
+        cast(p90_contact_minutes as double) as p90_contact_minutes,
+        cast(p95_contact_minutes as double) as p95_contact_minutes,
+        cast(p50_attempt_business_minutes as double) as p50_attempt_business_minutes,
+        cast(p90_attempt_business_minutes as double) as p90_attempt_business_minutes,
+        cast(p95_attempt_business_minutes as double) as p95_attempt_business_minutes,
+        cast(p50_contact_business_minutes as double) as p50_contact_business_minutes,
+        cast(p90_contact_business_minutes as double) as p90_contact_business_minutes,
+        cast(p95_contact_business_minutes as double) as p95_contact_business_minutes,
+        cast(sla_breaches as integer) as sla_breaches,
+        cast(sla_met as integer) as sla_met,
+        cast(sla_breaches as double) / nullif(sla_breaches + sla_met, 0) as sla_breach_rate
+    from aggregated
+
+)
+
+select * from final
