@@ -39,10 +39,18 @@ def clean_landing(tmp_path_factory) -> Path:
     return landing
 
 
-def test_clean_run_passes_every_gate(clean_landing, tmp_path):
-    warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
-    outcome = run_isolated(clean_landing, warehouse, marts)
+@pytest.fixture(scope="module")
+def clean_published(clean_landing, tmp_path_factory) -> Path:
+    """A warehouse and published file from one clean run (copied by the tests that need one)."""
+    root = tmp_path_factory.mktemp("clean_published")
+    outcome = run_isolated(clean_landing, root / "wh.duckdb", root / "ringledger.duckdb")
     assert outcome.exit_code == EXIT_OK, outcome.gate_failures or outcome.errors
+    return root
+
+
+def test_clean_run_passes_every_gate(clean_published):
+    tmp_path = clean_published
+    warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
     results = results_of_latest_run(warehouse)
     assert set(results) == set(GATES)
     assert all(results.values())
@@ -63,18 +71,19 @@ def test_clean_run_passes_every_gate(clean_landing, tmp_path):
         ("tracking-overlap", "tracking_numbers"),
     ],
 )
-def test_fault_fails_its_gate_and_publishes_nothing(fault, gate, clean_landing, tmp_path):
+def test_fault_fails_its_gate_and_publishes_nothing(
+    fault, gate, clean_landing, clean_published, tmp_path
+):
+    # start from a clean run's warehouse and publication
     warehouse, marts = tmp_path / "wh.duckdb", tmp_path / "ringledger.duckdb"
-    # a first, clean run publishes
+    for name in ("wh.duckdb", "ringledger.duckdb"):
+        shutil.copyfile(clean_published / name, tmp_path / name)
     landing = tmp_path / "landing"
-    shutil.copytree(clean_landing, landing)
-    assert run_isolated(landing, warehouse, marts).exit_code == EXIT_OK
     published = digest(marts)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         calls_before = con.execute("select count(*) from marts.fct_calls").fetchone()[0]
 
     # the same exports, re-delivered with the fault (same file names: corrections)
-    shutil.rmtree(landing)
     generate_sample(landing, days=DAYS, calls_per_day=CALLS_PER_DAY, inject=[fault])
     outcome = run_isolated(landing, warehouse, marts)
     assert outcome.exit_code == EXIT_GATE, (outcome.errors, outcome.gate_failures)
