@@ -45,6 +45,7 @@ GATE_INPUT_MODELS = (
     "int_calls",
     "int_calls_classified",
     "int_tracking_numbers",
+    "int_crm_activity_calls_linked",
 )
 
 

@@ -112,33 +112,14 @@ def mask_number(raw: str | None) -> str:
 
 # -- clock skew frames -------------------------------------------------------------------
 _SKEW_SQL = """
-with legs as (
-    select source_system, call_id, coalesce(parent_call_id, call_id) as call_id_root
-    from intermediate.int_legs_deduplicated
-),
-calls as (
-    select source_system, call_id, started_at_utc from intermediate.int_calls
-),
-activities as (
-    select activity_id, pbx_call_id, logged_at_utc,
-           row_number() over (partition by activity_id order by load_seq desc, source_line desc) as copy_rank
-    from staging.stg_crm__activities
-    where pbx_call_id is not null and logged_at_utc is not null
-),
-pairs as (
-    select distinct activities.activity_id, calls.source_system, calls.started_at_utc,
-           activities.logged_at_utc
-    from activities
-    join legs on activities.pbx_call_id = legs.call_id or activities.pbx_call_id = legs.call_id_root
-    join calls on calls.source_system = legs.source_system and calls.call_id = legs.call_id_root
-    where activities.copy_rank = 1
-)
+-- pairs of a CRM activity and the PBX call it references (the same pairing the metrics use)
 select source_system,
-       cast(started_at_utc as date) as pbx_date,
+       cast(call_started_at_utc as date) as pbx_date,
        count(*) as pairs,
-       median(abs(epoch_us(logged_at_utc) - epoch_us(started_at_utc)) / 1e6) as median_abs_skew_seconds,
-       median((epoch_us(logged_at_utc) - epoch_us(started_at_utc)) / 1e6) as median_skew_seconds
-from pairs
+       median(abs(epoch_us(logged_at_utc) - epoch_us(call_started_at_utc)) / 1e6) as median_abs_skew_seconds,
+       median((epoch_us(logged_at_utc) - epoch_us(call_started_at_utc)) / 1e6) as median_skew_seconds
+from intermediate.int_crm_activity_calls_linked
+where logged_at_utc is not null
 group by all
 order by source_system, pbx_date
 """
@@ -181,11 +162,61 @@ def _whole_hours(seconds: float) -> int | None:
     return None
 
 
+def _asterisk_clock_frame(con) -> pd.DataFrame:
+    """Per loaded Asterisk CDR file: median (start read as configured, UTC) - uniqueid epoch."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'asterisk_clock_checks'"
+    ).fetchall()[0][0]
+    if not exists:
+        return pd.DataFrame()
+    return _frame(con, """
+        select source_system, site, telephony_clock, _file as file, legs_compared,
+               median_offset_seconds
+        from raw.asterisk_clock_checks
+        where legs_compared > 0
+        order by source_system, _load_seq
+    """)
+
+
+def _asterisk_clock_check(con, validator: _Validator) -> tuple[bool, float | None, str, int]:
+    """The Asterisk part of timezone_offset: (passed, offset hours or None, detail, rows)."""
+    frame = _asterisk_clock_frame(con)
+    if frame.empty:
+        return True, None, "", 0
+    frame = frame.assign(
+        offset_hours=[_whole_hours(v) for v in frame["median_offset_seconds"]],
+    )
+    frame["is_whole_hour_offset"] = frame["offset_hours"].notna()
+    result = validator.validate(
+        "timezone_offset_asterisk",
+        frame[["source_system", "file", "median_offset_seconds", "is_whole_hour_offset"]],
+        [validator.gx.expectations.ExpectColumnValuesToBeInSet(
+            column="is_whole_hour_offset", value_set=[False])],
+    )
+    if result.success:
+        return True, 0.0, f"{len(frame)} Asterisk files agree with their uniqueid epochs", len(frame)
+    flagged = frame[frame["is_whole_hour_offset"]]
+    first = flagged.iloc[0]
+    hours = int(first.offset_hours)
+    detail = (
+        f"Asterisk source {first.source_system} (site {first.site}, telephony_clock "
+        f"{first.telephony_clock}): start times read as configured are {hours:+d} h off the "
+        f"uniqueid epochs in {len(flagged)} file(s) (first {first.file}): check the site's "
+        "time_zone and telephony_clock (local vs utc) in the sites seed; the offset is not applied"
+    )
+    return False, float(hours), detail, len(frame)
+
+
 def gate_timezone_offset(con, config: Config, validator: _Validator, **_) -> GateResult:
     frame = _skew_frame(con)
     threshold = f"no median skew within {WHOLE_HOUR_MARGIN_SECONDS} s of a whole non-zero number of hours"
+    ast_passed, ast_hours, ast_detail, ast_rows = _asterisk_clock_check(con, validator)
     if frame.empty:
-        return GateResult("timezone_offset", True, None, threshold, "no data")
+        if ast_hours is None:
+            return GateResult("timezone_offset", True, None, threshold, "no data")
+        return GateResult("timezone_offset", ast_passed, ast_hours, threshold, ast_detail,
+                          frame_rows=ast_rows)
     frame = frame.assign(
         offset_hours=[_whole_hours(v) for v in frame["median_skew_seconds"]],
     )
@@ -197,17 +228,25 @@ def gate_timezone_offset(con, config: Config, validator: _Validator, **_) -> Gat
             column="is_whole_hour_offset", value_set=[False])],
     )
     flagged = frame[frame["is_whole_hour_offset"]]
+    rows = len(frame) + ast_rows
     if result.success:
-        return GateResult("timezone_offset", True, 0.0, threshold,
-                          f"{len(frame)} source-days, no whole-hour offset", frame_rows=len(frame))
+        if not ast_passed:
+            return GateResult("timezone_offset", False, ast_hours, threshold, ast_detail,
+                              frame_rows=rows)
+        detail = f"{len(frame)} source-days, no whole-hour offset"
+        if ast_detail:
+            detail += f"; {ast_detail}"
+        return GateResult("timezone_offset", True, 0.0, threshold, detail, frame_rows=rows)
     hours = flagged["offset_hours"].mode().iloc[0]
     detail = (
         f"CRM times are {hours:+d} h off the PBX on {len(flagged)} source-days "
         f"(first {flagged.iloc[0].source_system} {flagged.iloc[0].pbx_date}): check crm_timezone "
         "and the sites' time_zone/telephony_clock settings"
     )
+    if not ast_passed:
+        detail += f"; {ast_detail}"
     return GateResult("timezone_offset", False, float(hours), threshold, detail,
-                      frame_rows=len(frame))
+                      frame_rows=rows)
 
 
 def gate_future_timestamps(con, config: Config, validator: _Validator, run_started_at: datetime,

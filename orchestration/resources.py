@@ -60,7 +60,10 @@ class WarehouseResource(ConfigurableResource):
         configuration, the merged seed directory."""
         env = {"RINGLEDGER_WAREHOUSE": str(self.warehouse_path)}
         if config.config_dir is not None:
-            env["RINGLEDGER_SEED_DIR"] = str(config.write_seed_dir(self.state_dir / "seeds"))
+            seed_dir = config.write_seed_dir(self.state_dir / "seeds")
+            # relative to the dbt project: with an absolute seed path dbt writes the compiled
+            # tests of seeds/_seeds.yml under the yml file itself (NotADirectoryError)
+            env["RINGLEDGER_SEED_DIR"] = os.path.relpath(seed_dir, project.REPO_ROOT)
         return env
 
     def dbt_vars_arg(self, config: Config) -> list[str]:

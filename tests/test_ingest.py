@@ -671,7 +671,7 @@ def test_unsupported_forced_format_refused(con, landing, config):
     config.seeds["telephony_sources"] = [
         {
             "pattern": "asterisk/*",
-            "format": "asterisk_cdr",
+            "format": "avaya_cdr",
             "source_system": "pbx",
             "site": "",
             "inbound_contexts": "",
@@ -683,7 +683,7 @@ def test_unsupported_forced_format_refused(con, landing, config):
     summary = ingest(con, landing, config)
     [(file, reason)] = summary.files_refused
     assert file == "telephony/asterisk/Master.csv"
-    assert "asterisk_cdr" in reason and "not supported" in reason
+    assert "avaya_cdr" in reason and "not supported" in reason
 
 
 def test_detect_format_registry():

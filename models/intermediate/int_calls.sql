@@ -1,6 +1,8 @@
 -- Logical calls: legs sharing a parent are one call keyed by coalesce(parent_call_id, call_id).
 -- Numbers, queue, IVR selection, site and direction come from the parent leg, else from the
 -- earliest leg. A call is answered when any leg was answered by a person.
+-- Asterisk calls take the queue, queue wait and abandon position of their queue_log events
+-- (int_asterisk_queue_calls); leaving the queue unanswered makes an unanswered call abandoned.
 with legs as (
 
     select
@@ -46,6 +48,12 @@ leg_facts as (
 
 ),
 
+queue_calls as (
+
+    select * from {{ ref('int_asterisk_queue_calls') }}
+
+),
+
 final as (
 
     select
@@ -54,12 +62,13 @@ final as (
         representative.call_id_root as call_id,
         representative.direction,
         representative.site,
-        representative.queue,
+        coalesce(representative.queue, queue_calls.queue) as queue,
         representative.ivr_selection,
         representative.disposition_normalized as disposition,
         case
             when leg_facts.is_answered then 'answered'
             when leg_facts.has_voicemail_leg then 'voicemail'
+            when coalesce(queue_calls.is_queue_abandoned, false) then 'abandoned'
             else representative.status
         end as status,
         leg_facts.legs,
@@ -68,7 +77,10 @@ final as (
         leg_facts.ended_at_utc,
         leg_facts.is_answered,
         leg_facts.has_voicemail_leg,
-        leg_facts.has_abandoned_leg,
+        (
+            leg_facts.has_abandoned_leg
+            or (coalesce(queue_calls.is_queue_abandoned, false) and not leg_facts.is_answered)
+        ) as has_abandoned_leg,
         leg_facts.has_wrong_number_disposition,
         leg_facts.talk_seconds,
         case
@@ -77,6 +89,8 @@ final as (
                 then {{ seconds_between('leg_facts.started_at_utc', 'leg_facts.voicemail_answered_at_utc') }}
             else {{ seconds_between('leg_facts.started_at_utc', 'leg_facts.ended_at_utc') }}
         end as wait_seconds,
+        queue_calls.queue_wait_seconds,
+        queue_calls.abandon_position as queue_abandon_position,
         representative.from_number_raw,
         representative.from_number_e164,
         representative.from_number_is_valid,
@@ -93,6 +107,9 @@ final as (
     inner join leg_facts
         on representative.source_system = leg_facts.source_system
         and representative.call_id_root = leg_facts.call_id_root
+    left join queue_calls
+        on representative.source_system = queue_calls.source_system
+        and representative.call_id_root = queue_calls.call_id
     where representative.leg_rank = 1
 
 )

@@ -11,6 +11,7 @@ from orchestration.resources import WarehouseResource
 # keys for source('raw', <table>)), plus the ledger and rejects tables.
 RAW_TABLES: dict[str, str] = {
     "telephony_legs": "Call legs from every telephony export, text plus normalized columns.",
+    "asterisk_queue_events": "Asterisk queue_log events (callid, queue, event, data).",
     "crm_contacts": "CRM contacts export rows.",
     "crm_opportunities": "CRM opportunities export rows.",
     "crm_activities": "CRM-logged call activities.",

@@ -6,7 +6,7 @@ directory"). Public API:
     ingest_landing(con, landing_dir, config, hash_key, progress=False) -> IngestSummary
     resolve_hash_key(warehouse_path) -> bytes
 
-Files: `telephony/**` (`*.csv`, `*.csv.gz`), `crm/**` (`contacts*`, `opportunities*`,
+Files: `telephony/**` (`*.csv`, `*.csv.gz`, `*.jsonl`, `*.jsonl.gz`, `queue_log*`), `crm/**` (`contacts*`, `opportunities*`,
 `activities*`, `form_submissions*`), `marketing/**` (`tracking_numbers*`); `.csv` or
 `.csv.gz`. Hidden files and directories (`.name`) are ignored; any other file there is
 refused. Files of one run are processed in order of their path relative to the landing
@@ -44,6 +44,7 @@ the key changes, every stored `*_key` column is recomputed before loading, so ke
 mix two hashing keys.
 """
 
+from orchestration.ingest import asterisk, queue_log, twilio  # noqa: F401  (register formats)
 from orchestration.ingest.hashkey import HASH_KEY_ENV, hash_key_path, resolve_hash_key
 from orchestration.ingest.loader import FileOutcome, IngestSummary, discover, ingest_landing
 from orchestration.ingest.schema import TABLES, create_raw_tables

@@ -1,11 +1,25 @@
-"""CRM and marketing exports (header required; a few Salesforce/HubSpot names as aliases)."""
+"""CRM and marketing exports (header required; Salesforce and HubSpot names as aliases).
+
+Aliases (`EntitySpec.aliases`) map Salesforce-style (`Id`, `WhoId`, `CallType`, `CallObject`,
+`CallDisposition`, `CallDurationInSeconds`, `CreatedDate`, `StageName`, `Amount`, `IsWon`,
+`IsClosed`, `CloseDate`) and HubSpot-style (`hs_object_id`, `hs_timestamp`,
+`hs_call_direction`, `hs_call_duration`, `hs_call_status`, `hs_call_from_number`,
+`hs_call_to_number`, `createdate`, `dealstage`, `amount`, `closedate`) column names onto the
+generic entities; `value_fixer` turns their values into the generic vocabulary at load
+(see docs/formats.md): `Inbound`/`OUTBOUND` call types -> `inbound_call`/`outbound_call`,
+HubSpot epoch milliseconds -> ISO 8601 UTC, `hs_call_duration` milliseconds -> seconds, the
+remote party of `hs_call_from_number`/`hs_call_to_number` -> `phone`, and a HubSpot
+`dealstage` of `closedwon`/`closedlost` -> `is_won`/`is_closed` when those are absent.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from orchestration.config import Config
@@ -82,6 +96,11 @@ ENTITIES: dict[str, EntitySpec] = {
                 "lifecycle stage": "lifecycle",
                 "ownerid": "owner",
                 "contact owner": "owner",
+                "hs_object_id": "contact_id",
+                "createdate": "created_at",
+                "hs_lastmodifieddate": "updated_at",
+                "lifecyclestage": "lifecycle",
+                "hubspot_owner_id": "owner",
             },
         ),
         EntitySpec(
@@ -113,6 +132,13 @@ ENTITIES: dict[str, EntitySpec] = {
                 "close date": "closed_at",
                 "iswon": "is_won",
                 "isclosed": "is_closed",
+                "hs_object_id": "opportunity_id",
+                "createdate": "created_at",
+                "dealstage": "stage",
+                "hs_is_closed_won": "is_won",
+                "hs_is_closed": "is_closed",
+                "associated_contact_id": "contact_id",
+                "associated contact id": "contact_id",
             },
         ),
         EntitySpec(
@@ -137,9 +163,20 @@ ENTITIES: dict[str, EntitySpec] = {
             aliases={
                 "id": "activity_id",
                 "whoid": "contact_id",
+                "calltype": "activity_type",
                 "callobject": "pbx_call_id",
                 "calldisposition": "disposition",
                 "calldurationinseconds": "duration_seconds",
+                "createddate": "logged_at",
+                "hs_object_id": "activity_id",
+                "hs_timestamp": "logged_at",
+                "hs_call_direction": "activity_type",
+                "hs_call_duration": "duration_seconds",
+                "hs_call_status": "disposition",
+                "hs_call_external_id": "pbx_call_id",
+                "associated_contact_id": "contact_id",
+                "associated contact id": "contact_id",
+                "contactid": "contact_id",
             },
         ),
         EntitySpec(
@@ -224,6 +261,7 @@ def read_entity(
         log.warning("%s: ignoring extra columns: %s", ctx.rel_path, ", ".join(extras))
 
     take = [positions.get(column, -1) for column in spec.columns]
+    fix = value_fixer(spec, header, positions)
     index = {column: i for i, column in enumerate(spec.columns)}
     id_pos = [index[c] for c in spec.id_columns]
     single_id = len(id_pos) == 1
@@ -259,6 +297,8 @@ def read_entity(
             collector.reject(line, last, too_big)
             continue
         values = tuple([fields[i] if i >= 0 else "" for i in take])
+        if fix is not None:
+            values = fix(fields, values)
         try:
             if single_id:
                 key: object = values[id_pos[0]].strip()
@@ -291,6 +331,100 @@ def read_entity(
         lines=[],
     )
     return collector.finish(parsed)
+
+
+# -- Salesforce / HubSpot values -------------------------------------------------------------
+
+CALL_TYPES = {"inbound": "inbound_call", "outbound": "outbound_call", "internal": "internal_call"}
+# HubSpot writes these as epoch milliseconds in API exports (ISO 8601 in UI exports).
+HUBSPOT_EPOCH_NAMES = frozenset(
+    {"hs_timestamp", "createdate", "closedate", "lastmodifieddate", "hs_lastmodifieddate"}
+)
+HUBSPOT_WON, HUBSPOT_LOST = "closedwon", "closedlost"
+
+
+def epoch_ms_to_iso(value: str) -> str:
+    """`1736175600000` -> `2025-01-06T15:00:00.000Z`; anything else is returned unchanged."""
+    text = value.strip()
+    if not (text.isdigit() and 11 <= len(text) <= 14):
+        return value
+    try:
+        instant = datetime.fromtimestamp(int(text) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return value
+    return instant.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def ms_to_seconds(value: str) -> str:
+    """HubSpot `hs_call_duration` milliseconds -> seconds text (`75000` -> `75`)."""
+    try:
+        seconds = Decimal(value.strip()) / 1000
+    except (InvalidOperation, ValueError):
+        return value  # left for the duration check to reject
+    if not seconds.is_finite():
+        return value
+    text = format(seconds.normalize(), "f")
+    return text
+
+
+def value_fixer(
+    spec: EntitySpec, header: list[str], positions: dict[str, int]
+) -> Callable[[list[str], tuple], tuple] | None:
+    """Per-row conversion of Salesforce/HubSpot values into the generic vocabulary, or None."""
+    index = {column: i for i, column in enumerate(spec.columns)}
+    source = {column: header[pos] for column, pos in positions.items()}
+    steps: list[Callable[[list[str], list[str]], None]] = []
+
+    for column in spec.timestamps:
+        if source.get(column) in HUBSPOT_EPOCH_NAMES:
+            i = index[column]
+            steps.append(lambda fields, row, i=i: row.__setitem__(i, epoch_ms_to_iso(row[i])))
+    if source.get("duration_seconds") == "hs_call_duration":
+        i = index["duration_seconds"]
+        steps.append(lambda fields, row, i=i: row.__setitem__(i, ms_to_seconds(row[i])))
+    if source.get("activity_type") in ("calltype", "hs_call_direction"):
+        i = index["activity_type"]
+
+        def call_type(fields: list[str], row: list[str], i: int = i) -> None:
+            row[i] = CALL_TYPES.get(row[i].strip().lower(), row[i])
+
+        steps.append(call_type)
+    if spec.entity == "activities" and "phone" not in positions:
+        from_pos = header.index("hs_call_from_number") if "hs_call_from_number" in header else -1
+        to_pos = header.index("hs_call_to_number") if "hs_call_to_number" in header else -1
+        if from_pos >= 0 or to_pos >= 0:
+            phone, kind = index["phone"], index["activity_type"]
+
+            def remote_party(fields: list[str], row: list[str]) -> None:
+                outbound = row[kind].strip().lower() == "outbound_call"
+                pos = to_pos if outbound else from_pos
+                row[phone] = fields[pos] if 0 <= pos < len(fields) else ""
+
+            steps.append(remote_party)
+    if source.get("stage") == "dealstage" and (
+        "is_won" not in positions or "is_closed" not in positions
+    ):
+        stage, won, closed = index["stage"], index["is_won"], index["is_closed"]
+        fill_won, fill_closed = "is_won" not in positions, "is_closed" not in positions
+
+        def deal_flags(fields: list[str], row: list[str]) -> None:
+            value = row[stage].strip().lower()
+            if fill_won:
+                row[won] = "true" if value == HUBSPOT_WON else "false"
+            if fill_closed:
+                row[closed] = "true" if value in (HUBSPOT_WON, HUBSPOT_LOST) else "false"
+
+        steps.append(deal_flags)
+    if not steps:
+        return None
+
+    def fix(fields: list[str], values: tuple) -> tuple:
+        row = list(values)
+        for step in steps:
+            step(fields, row)
+        return tuple(row)
+
+    return fix
 
 
 def _check_seconds(text: str, name: str, max_seconds: float, max_hours: object) -> None:

@@ -35,6 +35,7 @@ from orchestration.ingest.rows import FileRefused, ParsedFile
 from orchestration.ingest.schema import (
     DATA_TABLES,
     PHONE_COLUMNS,
+    SIDE_TABLES,
     TABLES,
     create_raw_tables,
 )
@@ -45,6 +46,7 @@ from orchestration.ingest.telephony import (
     build_sites,
     check_layout,
     detect_format,
+    is_queue_log_name,
     match_source,
 )
 
@@ -59,6 +61,10 @@ _FINGERPRINT_INPUT = "ringledger:hash-key-fingerprint"
 ENTITY_TABLES: dict[str, str] = {
     TELEPHONY_ENTITY: TELEPHONY_TABLE,
     **{name: spec.table for name, spec in ENTITIES.items()},
+}
+# Other tables a telephony file's rows may live in (queue_log events, clock checks).
+ENTITY_OTHER_TABLES: dict[str, tuple[str, ...]] = {
+    TELEPHONY_ENTITY: ("asterisk_queue_events", *SIDE_TABLES),
 }
 
 
@@ -105,12 +111,12 @@ class Candidate:
 def _classify(directory: str, name: str) -> tuple[EntitySpec | None, str | None]:
     """(entity spec, refusal) of a file name in a landing subdirectory."""
     if directory == "telephony":
-        if name.lower().endswith(TELEPHONY_SUFFIXES):
+        if name.lower().endswith(TELEPHONY_SUFFIXES) or is_queue_log_name(name):
             return None, None
         return None, (
             "unsupported file type under telephony/ (this version reads "
             + ", ".join(f"*{s}" for s in TELEPHONY_SUFFIXES)
-            + ")"
+            + ", queue_log*)"
         )
     spec = entity_for(directory, name)
     if spec is not None:
@@ -256,6 +262,14 @@ def _rows_frame(parsed: ParsedFile) -> pd.DataFrame:
         for name, values in zip(parsed.row_columns, columns, strict=True)
     }
     data["_line"] = np.asarray(parsed.lines, dtype=np.int64)
+    return pd.DataFrame(data)
+
+
+def _side_frame(table: str, names: list[str], rows: list[tuple]) -> pd.DataFrame:
+    types = dict(TABLES[table])
+    columns = list(zip(*rows, strict=True))
+    data = {name: _series(values, types[name]) for name, values in zip(names, columns, strict=True)}
+    data["_line"] = np.zeros(len(rows), dtype=np.int64)
     return pd.DataFrame(data)
 
 
@@ -433,9 +447,8 @@ class _Ingest:
         def body() -> None:
             nonlocal superseded
             if old is not None:
-                self.con.execute(
-                    f"DELETE FROM raw.{ENTITY_TABLES[old.entity]} WHERE _file = ?", [cand.rel]
-                )
+                for table in (ENTITY_TABLES[old.entity], *ENTITY_OTHER_TABLES.get(old.entity, ())):
+                    self.con.execute(f"DELETE FROM raw.{table} WHERE _file = ?", [cand.rel])
                 (superseded,) = _one(
                     self.con,
                     "SELECT count(*) FROM raw.load_ledger WHERE file = ? AND status = 'loaded'",
@@ -453,6 +466,12 @@ class _Ingest:
                     extra += f", ?::VARCHAR AS {name}"
                     params.append(value)
                 _insert_frame(self.con, parsed.table, _rows_frame(parsed), extra, params)
+            if parsed is not None:
+                meta = ", ?::VARCHAR AS _file, ?::VARCHAR AS _load_id, ?::BIGINT AS _load_seq"
+                for table, (names, rows) in parsed.side_rows.items():
+                    if rows:
+                        frame = _side_frame(table, names, rows)
+                        _insert_frame(self.con, table, frame, meta, [cand.rel, load_id, seq])
             if parsed is not None and parsed.rejects:
                 lines, texts, reasons = zip(*parsed.rejects, strict=True)
                 frame = pd.DataFrame(

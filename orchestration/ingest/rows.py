@@ -27,6 +27,9 @@ class ParsedFile:
     constants: dict[str, Any] = field(default_factory=dict)  # per-file columns
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw text, reason)
     rows_read: int = 0
+    # Rows for other raw tables (schema.SIDE_TABLES): table -> (columns, rows); written with
+    # the file's `_file`, `_load_id`, `_load_seq` in the same transaction.
+    side_rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = field(default_factory=dict)
 
     @property
     def rows_loaded(self) -> int:

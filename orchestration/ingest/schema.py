@@ -58,6 +58,20 @@ LEG_EXPORT_COLUMNS: tuple[str, ...] = (
     "talk_seconds",
 )
 
+# queue_log: `epoch|callid|queue|agent|EVENT|data1..5`.
+QUEUE_EVENT_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "callid",
+    "queue",
+    "agent",
+    "event",
+    "data1",
+    "data2",
+    "data3",
+    "data4",
+    "data5",
+)
+
 # Per-row normalized columns of a leg, in the order the telephony readers produce them.
 LEG_ROW_NORMALIZED: list[tuple[str, str]] = [
     ("site_resolved", "VARCHAR"),
@@ -185,6 +199,24 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("raw_text", "VARCHAR"),
         ("reason", "VARCHAR"),
     ],
+    # Asterisk queue_log events (orchestration/ingest/queue_log.py), read as text; the
+    # intermediate model int_asterisk_queue_calls joins them to CDR calls on callid = uniqueid.
+    "asterisk_queue_events": [
+        *_varchar(*QUEUE_EVENT_COLUMNS),
+        ("source_system", "VARCHAR"),
+        ("event_at_utc", "TIMESTAMP"),
+        *META_COLUMNS,
+    ],
+    # One row per loaded Asterisk CDR file with uniqueids: the median of (start read with the
+    # configured clock, in UTC) minus the uniqueid epoch; the timezone_offset gate reads it.
+    "asterisk_clock_checks": [
+        ("source_system", "VARCHAR"),
+        ("site", "VARCHAR"),
+        ("telephony_clock", "VARCHAR"),
+        ("legs_compared", "BIGINT"),
+        ("median_offset_seconds", "DOUBLE"),
+        *META_COLUMNS,
+    ],
     # Not part of the dbt contract: the fingerprint of the hashing key the stored `*_key`
     # columns were computed with (see normalize.rekey_if_needed).
     "ingest_meta": [
@@ -200,7 +232,11 @@ DATA_TABLES: tuple[str, ...] = (
     "crm_activities",
     "crm_form_submissions",
     "marketing_tracking_numbers",
+    "asterisk_queue_events",
 )
+
+# Tables whose rows a file may write besides its main table (deleted with it on supersession).
+SIDE_TABLES: tuple[str, ...] = ("asterisk_clock_checks",)
 
 # Phone columns of each data table (for re-keying).
 PHONE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -1,9 +1,11 @@
 """Telephony exports: format registry, `telephony_sources` matching, the generic reader.
 
 Formats are pluggable: `TELEPHONY_FORMATS` maps a format name to a `TelephonyFormat` (a
-header detector and a reader producing rows of `raw.telephony_legs`). Only `generic` is
-implemented; `asterisk_cdr`, `asterisk_queue_log` and `twilio` register here later. A
-format forced in `telephony_sources` but not registered refuses the file.
+header detector, optionally a file-name detector, and a reader producing rows of
+`raw.telephony_legs` or another raw table). `generic` lives here; `asterisk_cdr`
+(asterisk.py), `asterisk_queue_log` (queue_log.py) and `twilio` (twilio.py) register
+themselves when the package is imported (see docs/formats.md). A format forced in
+`telephony_sources` but not registered refuses the file.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ log = logging.getLogger(__name__)
 
 TELEPHONY_TABLE = "telephony_legs"
 # File names read under telephony/ (lower-cased suffixes); other files there are refused.
-TELEPHONY_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz")
+TELEPHONY_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz")
+QUEUE_LOG_PREFIX = "queue_log"  # Asterisk queue_log files keep their own name (queue_log*)
+
+
+def is_queue_log_name(name: str) -> bool:
+    return name.lower().startswith(QUEUE_LOG_PREFIX)
+
 
 GENERIC_STATUSES = frozenset(
     {"answered", "no_answer", "busy", "abandoned", "voicemail", "canceled", "failed"}
@@ -95,6 +103,8 @@ class TelephonyFormat:
     name: str
     detect: Callable[[list[str]], bool]  # normalized first record -> is this format
     read: Reader
+    # path under telephony/ -> this format by its name alone (queue_log*, *.jsonl)
+    detect_path: Callable[[str], bool] | None = None
 
 
 def build_sites(config: Config) -> dict[str, SiteInfo]:
@@ -137,6 +147,11 @@ def detect_format(
     forced = ((source or {}).get("format") or "").strip().lower()
     if forced and forced != "auto":
         return forced
+    if ((source or {}).get("columns") or "").strip():
+        return "asterisk_cdr"  # a cdr_custom column mapping names the format
+    for name, fmt in TELEPHONY_FORMATS.items():
+        if fmt.detect_path is not None and fmt.detect_path(path):
+            return name
     normalized = normalize_header(header)
     for name, fmt in TELEPHONY_FORMATS.items():
         if fmt.detect(normalized):
