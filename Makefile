@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint dev validate clean
+.PHONY: install demo test test-fast lint dev validate clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
+
+# Issue 7: generate 1M legs once (cached in benchmarks/cache/), time a full run, append the
+# figures to benchmarks/results.jsonl.
+bench: install
+	$(BIN)/ringledger bench --legs 1000000
 
 lint: install
 	$(BIN)/ruff check orchestration tests

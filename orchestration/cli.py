@@ -173,11 +173,8 @@ def _fmt_money(value) -> str:
 
 
 def _run_and_report(landing, warehouse, marts, config_dir, engine) -> int:
-    if engine != "duckdb":
-        err.print(f"[red]error:[/red] engine {engine!r} is not available yet; use duckdb")
-        return EXIT_USAGE
-    with err.status("running the pipeline (ingest, dbt build, publish)..."):
-        outcome = run_pipeline(landing, warehouse, marts, config_dir)
+    with err.status(f"running the pipeline (ingest, dbt build on {engine}, publish)..."):
+        outcome = run_pipeline(landing, warehouse, marts, config_dir, engine=engine)
     _report(outcome)
     if outcome.published:
         print_weekly_summary(outcome.marts_path)
@@ -246,6 +243,71 @@ def holidays(years, config) -> None:
     target = (config / "holidays.csv") if config else project.SEEDS_DIR / "holidays.csv"
     count = write_holidays_seed(cfg, span, target)
     err.print(f"wrote {count} holidays for {span.start}-{span.stop - 1} to {target}")
+
+
+# -- report ----------------------------------------------------------------------------
+@main.command()
+@click.option("--weeks", type=click.IntRange(min=1), default=12, show_default=True,
+              help="How many of the latest weeks to chart.")
+@_path_option("--marts", "RINGLEDGER_MARTS", "Published marts file to read (read-only).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Directory for weekly_report.html and the PNG charts.")
+def report(weeks, marts, out_dir) -> None:
+    """Weekly report (one offline HTML page + PNG charts) from the published marts file."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from orchestration.report import ReportError, build_report
+    from orchestration.report.fmt import instant as _fmt_instant
+
+    marts_path = (marts or project.marts_path()).resolve()
+    steps = 7  # read + five charts + page
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            console=err, transient=True,
+        ) as bar:
+            task = bar.add_task("report", total=steps)
+
+            def advance(message: str) -> None:
+                bar.update(task, description=message, advance=1)
+
+            result = build_report(marts_path, out_dir.resolve(), weeks=weeks, progress=advance)
+    except ReportError as error:
+        err.print(f"[red]error:[/red] {error}")
+        sys.exit(EXIT_USAGE)
+    quality = result.data.quality
+    if not quality.found:
+        gates = "gate results not found"
+    elif quality.passed:
+        gates = "latest run passed every gate"
+    else:
+        failed = ", ".join(g["gate"] for g in quality.failed_gates)
+        gates = f"latest run FAILED gates: {failed} (marts shown as they were before it)"
+    err.print(f"wrote {result.html_path}")
+    for path in result.png_paths.values():
+        err.print(f"  {path.name}")
+    err.print(f"marts as of {_fmt_instant(result.data.as_of)} · {len(result.data.week_starts)} weeks · {gates}")
+    for line in result.summary.headline:
+        err.print(f"  {line}")
+
+
+# -- bench -----------------------------------------------------------------------------
+@main.command()
+@click.option("--legs", type=click.IntRange(min=100), default=1_000_000, show_default=True,
+              help="About how many call legs to generate (once, then cached) and run.")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Landing cache directory (default: benchmarks/cache/<legs>).")
+@click.option("--keep", is_flag=True, help="Keep the benchmark's warehouse and marts files.")
+def bench(legs, cache, keep) -> None:
+    """Time a full run on N generated legs: stages, peak memory, ratio to a bare scan."""
+    from orchestration.bench import RESULTS_FILE, format_table, run_benchmark
+
+    result = run_benchmark(legs, cache=cache, keep=keep, progress=True)
+    out.print(format_table(result.record))
+    if result.workdir is not None:
+        err.print(f"kept the warehouse and marts in {result.workdir}")
+    err.print(f"appended to {RESULTS_FILE}")
+    sys.exit(0 if result.record["exit_code"] in (0, 4) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

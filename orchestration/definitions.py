@@ -5,6 +5,7 @@ from dagster import Definitions
 from orchestration.assets.dbt import ringledger_dbt_marts, ringledger_dbt_models
 from orchestration.assets.ingest import ingest_landing_files
 from orchestration.assets.publish import published_marts
+from orchestration.assets.report import weekly_report
 from orchestration.checks import data_quality_gates
 from orchestration.jobs import everything_job
 from orchestration.resources import WarehouseResource, dbt_resource
@@ -18,6 +19,7 @@ defs = Definitions(
         data_quality_gates,
         ringledger_dbt_marts,
         published_marts,
+        weekly_report,
     ],
     jobs=[everything_job],
     schedules=[daily_schedule],
