@@ -21,6 +21,25 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _publish_prefix(marts_path: Path) -> str:
+    return f".{marts_path.stem}."
+
+
+def remove_stale_publish_files(marts_path: Path) -> list[Path]:
+    """Delete the temporary files of a publish that was killed before its rename
+    (`.<stem>.<random>.publishing` and its `.wal`). Publishing needs the warehouse open
+    read-write, which DuckDB grants one process at a time, so no other publish from this
+    warehouse can be in progress."""
+    removed = []
+    if not marts_path.parent.is_dir():
+        return removed
+    for leftover in marts_path.parent.glob(f"{_publish_prefix(marts_path)}*.publishing*"):
+        if leftover.name.endswith((".publishing", ".publishing.wal")) and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dict[str, int]:
     """Copy every table of the warehouse's `marts` schema into a new file beside
     `marts_path`, then atomically replace `marts_path` with it. Readers holding the old file
@@ -31,6 +50,7 @@ def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dic
             "(its catalog would clash with the marts schema)"
         )
     marts_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_publish_files(marts_path)
     tables = [
         row[0]
         for row in warehouse.execute(
@@ -40,7 +60,7 @@ def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dic
         ).fetchall()
     ]
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{marts_path.stem}.", suffix=".publishing", dir=marts_path.parent
+        prefix=_publish_prefix(marts_path), suffix=".publishing", dir=marts_path.parent
     )
     os.close(fd)
     os.unlink(tmp_name)  # DuckDB creates the file itself
@@ -80,10 +100,16 @@ def write_quality_json(marts_path: Path, payload: dict[str, Any]) -> Path:
     """Atomically write the latest run's gate results beside the published file."""
     target = quality_json_path(marts_path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f".{target.name}.*"):  # of a run killed mid-write
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp_name, target)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
     return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,8 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     marts_path: Path | None = None
     warehouse_path: Path | None = None
+    # wall seconds per Dagster step (and `dbt_parse`, the manifest refresh before the run)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -66,8 +69,11 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def ensure_manifest(force: bool = False) -> Path:
-    """dagster-dbt needs target/manifest.json before the definitions load."""
+def ensure_manifest(force: bool = False, vars_arg: list[str] | None = None) -> Path:
+    """dagster-dbt needs target/manifest.json before the definitions load.
+
+    `vars_arg` (`--vars JSON`) should be the one the run's dbt builds pass: dbt keeps its
+    partial-parse state only for the same vars, so the builds then skip a full re-parse."""
     manifest = project.dbt_project.manifest_path
     if force or not manifest.exists():
         env = dict(os.environ)
@@ -82,6 +88,7 @@ def ensure_manifest(force: bool = False) -> Path:
                 "--profiles-dir",
                 str(project.REPO_ROOT),
                 "--quiet",
+                *(vars_arg or []),
             ],
             cwd=project.REPO_ROOT,
             env=env,
@@ -154,15 +161,35 @@ def _max_load_seq(warehouse_path: Path) -> int:
         return 0
 
 
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall seconds of each step of a run, from its STEP_START and STEP_SUCCESS/FAILURE events."""
+    starts: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and (
+            event.step_key in starts
+        ):
+            seconds[event.step_key] = entry.timestamp - starts[event.step_key]
+    return seconds
+
+
 def run_pipeline(
     landing: Path | None = None,
     warehouse: Path | None = None,
     marts: Path | None = None,
     config_dir: Path | None = None,
     log_level: str = "WARNING",
+    engine: str | None = None,
 ) -> RunOutcome:
-    """Materialize every asset once; map the result to the spec's exit codes."""
+    """Materialize every asset once; map the result to the spec's exit codes. `engine`
+    (duckdb or spark; default $RINGLEDGER_ENGINE, else duckdb) runs the dbt models."""
     from orchestration.locking import WarehouseBusy
+    from orchestration.spark import ENGINES, spark_unavailable_reason
 
     landing = (landing or project.landing_dir()).resolve()
     warehouse = (warehouse or project.warehouse_path()).resolve()
@@ -171,6 +198,15 @@ def run_pipeline(
         marts = Path(explicit) if explicit else warehouse.parent / "ringledger.duckdb"
     marts = marts.resolve()
     outcome = RunOutcome(exit_code=EXIT_OK, marts_path=marts, warehouse_path=warehouse)
+    engine = (engine or os.environ.get("RINGLEDGER_ENGINE", "") or "duckdb").lower()
+    if engine not in ENGINES:
+        outcome.exit_code = EXIT_USAGE
+        outcome.errors.append(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+        return outcome
+    if engine == "spark" and (reason := spark_unavailable_reason()):
+        outcome.exit_code = EXIT_USAGE
+        outcome.errors.append(reason)
+        return outcome
     try:
         load_config(config_dir)
     except ConfigError as error:
@@ -179,7 +215,7 @@ def run_pipeline(
         return outcome
     try:
         with WarehouseLock(warehouse), stdout_to_stderr():
-            return _run_locked(landing, warehouse, marts, config_dir, log_level, outcome)
+            return _run_locked(landing, warehouse, marts, config_dir, log_level, outcome, engine)
     except WarehouseBusy as busy:
         outcome.exit_code = EXIT_BUSY
         outcome.errors.append(str(busy))
@@ -194,10 +230,16 @@ def run_pipeline(
         return outcome
 
 
-def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOutcome) -> RunOutcome:
+def _run_locked(
+    landing, warehouse, marts, config_dir, log_level, outcome: RunOutcome, engine: str = "duckdb"
+) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
+    os.environ["RINGLEDGER_ENGINE"] = engine
     # the manifest must match the project as it is now (models may have been edited)
-    ensure_manifest(force=True)
+    # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
+    started = time.perf_counter()
+    ensure_manifest(force=True, vars_arg=["--vars", json.dumps(load_config(config_dir).dbt_vars())])
+    outcome.step_seconds["dbt_parse"] = time.perf_counter() - started
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
@@ -210,6 +252,7 @@ def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOu
             warehouse=str(warehouse),
             marts=str(marts),
             config_dir=str(config_dir.resolve()) if config_dir else "",
+            engine=engine,
         )
     }
     with DagsterInstance.ephemeral() as instance:
@@ -219,6 +262,7 @@ def _run_locked(landing, warehouse, marts, config_dir, log_level, outcome: RunOu
             resources=resources,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
+        outcome.step_seconds.update(_step_seconds(instance, result.run_id))
         failed_steps = [
             event for event in result.all_events if event.event_type_value == "STEP_FAILURE"
         ]
