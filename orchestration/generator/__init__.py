@@ -3,7 +3,9 @@
 `generate()` writes, under `out_dir`:
 
 - `telephony/calls_YYYY-MM-DD.csv`: one generic-format file per day; each also repeats the
-  legs of the previous day's last hour (per site), so deduplication is exercised;
+  legs of the previous day's last hour (per site), so deduplication is exercised. With
+  `telephony_format` `asterisk`: `telephony/Master_YYYY-MM-DD.csv` (cdr_csv); `twilio`:
+  `telephony/twilio/<site>/calls_YYYY-MM-DD.csv` (see `formats.py`);
 - `crm/{contacts,opportunities,activities,form_submissions}_YYYY-MM-DD.csv`: weekly exports
   (named after the export date: the week's Sunday, or the period's last day), each holding
   the records created or updated that week;
@@ -50,7 +52,7 @@ def generate(
     """Write a period of realistic sample exports into `out_dir` and return a summary.
 
     Raises ValueError for a period that reaches past today, fewer than one day or call a
-    day, an unknown fault or format; NotImplementedError for the Asterisk and Twilio formats.
+    day, an unknown fault or format.
     Existing files of the same names are overwritten; other files are left alone.
     """
     faults = _validate(days, calls_per_day, start, telephony_format, inject)
@@ -58,7 +60,9 @@ def generate(
     world = build_world(load_config(), start, days, overlap="tracking-overlap" in faults)
     telephony_faults = _telephony_faults(days, faults)
     period = [start + timedelta(days=k) for k in range(days)]
-    simulator = Simulator(world, out_dir, period, calls_per_day, seed, faults, telephony_faults)
+    simulator = Simulator(
+        world, out_dir, period, calls_per_day, seed, faults, telephony_faults, telephony_format
+    )
     with _progress_bar(days, progress) as advance:
         simulator.run(advance)
     counts = simulator.crm_writer.counts
@@ -91,10 +95,6 @@ def _validate(
         raise ValueError(
             f"unknown telephony format {telephony_format!r}; "
             f"known formats: {', '.join(TELEPHONY_FORMATS)}"
-        )
-    if telephony_format != "generic":
-        raise NotImplementedError(
-            f"the {telephony_format} telephony format comes with the real-formats issue"
         )
     last = start + timedelta(days=days - 1)
     if last >= date.today():

@@ -54,6 +54,26 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="")
 
 
+@dataclass(frozen=True)
+class TelephonyLayout:
+    """How a telephony format lays out its daily files.
+
+    `header`: the first line of every file (None: header-less, as Asterisk `cdr_csv`, and then
+    a day without legs writes no file); `path`: the file of a local date (and of a site, when
+    `per_site`) relative to `telephony/`; `per_site`: one file per site and day (for formats
+    without a site column: the `telephony_sources` row of its folder gives the site).
+    """
+
+    header: tuple[str, ...] | None
+    path: Callable[[date, str], str]
+    per_site: bool = False
+
+
+GENERIC_LAYOUT = TelephonyLayout(
+    TELEPHONY_HEADER, lambda day, _site: f"calls_{day.isoformat()}.csv"
+)
+
+
 @dataclass
 class TelephonyFaults:
     """Which daily files the telephony faults touch (indexes into the period's days)."""
@@ -70,12 +90,25 @@ _Row = tuple[datetime, str, int, str]
 
 
 class TelephonyWriter:
-    """Daily generic files; each repeats the previous day's last hour of legs per site."""
+    """Daily telephony files; each repeats the previous day's last hour of legs per site.
 
-    def __init__(self, root: Path, days: Sequence[date], faults: TelephonyFaults) -> None:
+    File-level faults (malformed rows, CP1252, a resent copy) touch the file of the first
+    site when the layout writes one file per site.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        days: Sequence[date],
+        faults: TelephonyFaults,
+        layout: TelephonyLayout = GENERIC_LAYOUT,
+        sites: Sequence[str] = (),
+    ) -> None:
         self.dir = root / "telephony"
         self.days = list(days)
         self.faults = faults
+        self.layout = layout
+        self.sites = list(sites)
         self._rows: dict[date, list[_Row]] = defaultdict(list)
         self._carry: list[_Row] = []
         self._cp1252_done = False
@@ -88,35 +121,59 @@ class TelephonyWriter:
         self.legs += 1
 
     def flush(self, index: int) -> None:
-        """Write the file of day `index` (all of its legs are known by now)."""
+        """Write the file(s) of day `index` (all of its legs are known by now)."""
         day = self.days[index]
         rows = sorted(self._rows.pop(day, []))
-        lines = [csv_line(TELEPHONY_HEADER)] + [row[3] for row in (*self._carry, *rows)]
-        path = self.dir / f"calls_{day.isoformat()}.csv"
-        self._write(path, index, lines)
+        layout = self.layout
+        header = [csv_line(layout.header)] if layout.header is not None else []
+        if layout.per_site:
+            groups = [
+                (
+                    name,
+                    [row for row in (*self._carry, *rows) if row[2] == site],
+                )
+                for site, name in enumerate(self.sites)
+            ]
+        else:
+            groups = [(self.sites[0] if self.sites else "", [*self._carry, *rows])]
+        faulted: Path | None = None
+        for position, (site_name, legs) in enumerate(groups):
+            path = self.dir / layout.path(day, site_name)
+            lines = header + [row[3] for row in legs]
+            if self._write(path, index, lines, faultable=position == 0):
+                faulted = path if position == 0 else faulted
         self._carry = self._last_hour(rows)
-        if index == self.faults.duplicate_day:
-            copy = path.with_name(f"{path.stem}_resent.csv")
-            shutil.copyfile(path, copy)
+        if index == self.faults.duplicate_day and faulted is not None:
+            copy = faulted.with_name(f"{faulted.stem}_resent{faulted.suffix}")
+            shutil.copyfile(faulted, copy)
             self.files.append(copy)
-            self.faults.applied.append(f"duplicate-file: {copy.name} = {path.name}")
+            self.faults.applied.append(f"duplicate-file: {copy.name} = {faulted.name}")
 
-    def _write(self, path: Path, index: int, lines: list[str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _write(self, path: Path, index: int, lines: list[str], faultable: bool = True) -> bool:
+        """Write one file; False when there was nothing to write (a header-less empty day)."""
         truncated = False
-        if index == self.faults.malformed_day and self.faults.malformed_lines is not None:
-            bad, cut = self.faults.malformed_lines(self.days[index])
+        malformed = (
+            faultable
+            and index == self.faults.malformed_day
+            and self.faults.malformed_lines is not None
+        )
+        if malformed:
+            bad, cut = self.faults.malformed_lines(self.days[index])  # type: ignore[misc]
             lines = [*lines, *bad, cut]
             truncated = True  # the last line has no line end
             self.faults.applied.append(f"malformed-rows: {len(bad) + 1} bad rows in {path.name}")
+        if not lines:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
         encoding, newline = "utf-8", "\n"
-        if self._cp1252_wanted(index, lines):
+        if faultable and self._cp1252_wanted(index, lines):
             encoding, newline = "cp1252", "\r\n"
             self._cp1252_done = True
             self.faults.applied.append(f"malformed-rows: {path.name} in CP1252 with CRLF")
         text = newline.join(lines) + ("" if truncated else newline)
         path.write_bytes(text.encode(encoding))
         self.files.append(path)
+        return True
 
     def _cp1252_wanted(self, index: int, lines: list[str]) -> bool:
         """The CP1252 file: the first from the chosen day on with an accented name in it

@@ -1,4 +1,10 @@
-"""The PBX: turns a call's outcome into the legs of the generic telephony export."""
+"""The PBX: turns a call's outcome into the legs of the telephony export.
+
+Legs are decided here in the generic vocabulary; the generic format writes them as they are,
+another format (`formats.py`: Asterisk CDR, Twilio call logs) renders each call's legs in its
+own layout and ids. The random draws do not depend on the format, so every format of one seed
+carries the same calls.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,14 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from .numbers import AREA_CODES, random_e164
 from .output import TelephonyWriter, csv_line
 from .world import Site, World
+
+if TYPE_CHECKING:
+    from .formats import CallFormat
 
 STATUS_VARIANTS = {
     "no_answer": ("No Answer", "no-answer", "NO_ANSWER"),
@@ -57,15 +67,24 @@ class Placed:
     answer_leg: str  # the leg a person answered ('' if none)
     answer_leg_start: datetime
     dialed: str
+    pbx_id: str = ""  # the call's id as the export writes it (what a CTI stamps on the CRM)
+    answer_pbx_id: str = ""  # the same for the answering leg
 
 
 class Pbx:
     """Places calls: decides their timing and legs, and writes them to the daily files."""
 
-    def __init__(self, world: World, rng: random.Random, writer: TelephonyWriter) -> None:
+    def __init__(
+        self,
+        world: World,
+        rng: random.Random,
+        writer: TelephonyWriter,
+        call_format: CallFormat | None = None,
+    ) -> None:
         self.world = world
         self.rng = rng
         self.writer = writer
+        self.call_format = call_format  # None: the generic format
         self.calls = 0
         self._numbers: dict[tuple[int, date], int] = {}
 
@@ -110,6 +129,7 @@ class Pbx:
         )
         placed = Placed(call_id, instant, status, wait, talk, "", instant, dialed)
         style = self._style()
+        rings = instant + timedelta(seconds=pre)
         ring_group = (
             queue
             and outcome != "short_abandon"
@@ -121,12 +141,10 @@ class Pbx:
             if status == "answered":
                 parent.agent = rng.choice(site.agents)
                 placed.answer_leg = call_id
-            self._write(site, style, parent)
+            self._emit(site, style, "inbound", [parent], placed, rings)
             return placed
         children = self._ring_group(site, parent, pre, placed)
-        self._write(site, style, parent)
-        for child in children:
-            self._write(site, style, child)
+        self._emit(site, style, "inbound", [parent, *children], placed, rings)
         return placed
 
     def outbound(
@@ -170,8 +188,9 @@ class Pbx:
             disposition=disposition,
             talk=talk,
         )
-        self._write(site, self._style(), leg)
-        return Placed(call_id, instant, status, end, talk, call_id, instant, dialed)
+        placed = Placed(call_id, instant, status, end, talk, call_id, instant, dialed)
+        self._emit(site, self._style(), "outbound", [leg], placed)
+        return placed
 
     def internal(self, instant: datetime, site: Site) -> None:
         """Extension to extension between two agents (internal by its numbers)."""
@@ -194,7 +213,7 @@ class Pbx:
             agent=site.agents[callee],
             talk=talk,
         )
-        self._write(site, self._style(), leg)
+        self._emit(site, self._style(), "internal", [leg])
 
     # -- timing and ring groups ------------------------------------------------------------------
     def _inbound_timeline(self, outcome: str, ivr: str) -> tuple[float, float | None, float, int]:
@@ -272,6 +291,32 @@ class Pbx:
         if self.rng.random() < VARIANT_SHARE:
             return self.rng.choice(STATUS_VARIANTS[status])
         return status
+
+    def _emit(
+        self,
+        site: Site,
+        style: str,
+        kind: str,
+        legs: list[Leg],
+        placed: Placed | None = None,
+        rings: datetime | None = None,
+    ) -> None:
+        """Write one call's legs (parent first) in the export's format; `kind` is inbound,
+        outbound or internal, `rings` when an inbound call starts ringing an agent."""
+        fmt = self.call_format
+        if fmt is None:
+            for leg in legs:
+                self._write(site, style, leg)
+            refs = {leg.call_id: leg.call_id for leg in legs}
+        else:
+            for leg in legs:  # the generic rows' draws, so that every format has the same calls
+                if leg.status == "answered":
+                    self.rng.random()
+                self._status_text(leg.status)
+            refs = fmt.call(site, kind, legs, rings or legs[0].started)
+        if placed is not None:
+            placed.pbx_id = refs[placed.call_id]
+            placed.answer_pbx_id = refs.get(placed.answer_leg, placed.pbx_id)
 
     def _write(self, site: Site, style: str, leg: Leg) -> None:
         clock = site.clock

@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from .crm import Crm, Person
+from .formats import call_format
 from .numbers import (
     AREA_CODES,
     DIALED_FORMATS,
@@ -152,6 +153,7 @@ class Simulator:
         seed: int,
         faults: frozenset[str],
         telephony_faults: TelephonyFaults,
+        telephony_format: str = "generic",
     ) -> None:
         self.world = world
         self.rng = random.Random(seed)
@@ -161,10 +163,17 @@ class Simulator:
         self.calls_per_day = calls_per_day
         self.faults = faults
         site0 = world.sites[0]
-        telephony_faults.malformed_lines = lambda day: malformed_lines(site0, day, self.fault_rng)
-        self.telephony = TelephonyWriter(out_dir, days, telephony_faults)
+        site_names = [site.name for site in world.sites]
+        self.telephony = TelephonyWriter(out_dir, days, telephony_faults, sites=site_names)
+        fmt = (
+            None if telephony_format == "generic" else call_format(telephony_format, self.telephony)
+        )
+        bad_rows = malformed_lines if fmt is None else fmt.malformed_lines
+        telephony_faults.malformed_lines = lambda day: bad_rows(site0, day, self.fault_rng)
+        if fmt is not None:
+            self.telephony.layout = fmt.layout
         self.crm_writer = CrmWriter(out_dir, days[0], self.last_day)
-        self.pbx = Pbx(world, self.rng, self.telephony)
+        self.pbx = Pbx(world, self.rng, self.telephony, fmt)
         end_utc = max(s.clock.midnight_utc(self.last_day + timedelta(days=1)) for s in world.sites)
         self.crm = Crm(world, self.rng, self.fault_rng, faults, self.crm_writer, end_utc)
         self.marketing_file = out_dir / "marketing" / "tracking_numbers.csv"
@@ -337,7 +346,7 @@ class Simulator:
         )
         if noise:
             note = self._noise_text(noise)
-            self.crm.activity(None, "inbound_call", instant, number, placed.call_id, note, 0)
+            self.crm.activity(None, "inbound_call", instant, number, placed.pbx_id, note, 0)
 
     def _person_call(self, instant: datetime, site: Site) -> None:
         rng = self.rng
@@ -432,7 +441,7 @@ class Simulator:
                 "inbound_call",
                 placed.answer_leg_start if by_leg else placed.start,
                 number,
-                placed.answer_leg if by_leg else placed.call_id,
+                placed.answer_pbx_id if by_leg else placed.pbx_id,
                 rng.choice(("answered", "completed")),
                 placed.talk,
             )
@@ -445,7 +454,7 @@ class Simulator:
         out by a callback."""
         note = self._noise_text("wrong_number")
         self.crm.activity(
-            person, "inbound_call", placed.start, number, placed.call_id, note, placed.talk
+            person, "inbound_call", placed.start, number, placed.pbx_id, note, placed.talk
         )
         if placed.status != "answered" and not self._short_abandon(placed):
             callback = Event("callback", site.index, person, number, outcome="short")
@@ -594,7 +603,7 @@ class Simulator:
                 "outbound_call",
                 placed.start,
                 event.number,
-                placed.call_id,
+                placed.pbx_id,
                 disposition,
                 placed.talk,
             )
@@ -632,7 +641,7 @@ class Simulator:
                 "outbound_call",
                 placed.start,
                 person.phone,
-                placed.call_id,
+                placed.pbx_id,
                 self._crm_disposition(outcome),
                 placed.talk,
             )

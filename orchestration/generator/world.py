@@ -54,6 +54,7 @@ class Site:
     agents: tuple[str, ...]
     extensions: tuple[str, ...]
     weight: float  # share of the inbound volume
+    telephony_clock: str = "local"  # how its PBX writes offset-less times: local or utc
 
     def open_intervals(self, day: date) -> tuple[tuple[int, int], ...]:
         """Open intervals of a local date in minutes after midnight (none on a holiday)."""
@@ -158,6 +159,7 @@ def _sites(config: Config) -> tuple[Site, ...]:
                 agents=agents,
                 extensions=extensions,
                 weight=1.0 / (index + 1) ** 0.5,
+                telephony_clock=(row.get("telephony_clock") or "local").strip().lower(),
             )
         )
     return tuple(sites)
