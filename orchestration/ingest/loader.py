@@ -31,6 +31,7 @@ from orchestration.ingest.normalize import (
     decode_text,
     zone_for,
 )
+from orchestration.ingest.prime import prime_new_files
 from orchestration.ingest.rows import FileRefused, ParsedFile
 from orchestration.ingest.schema import (
     DATA_TABLES,
@@ -336,7 +337,7 @@ class _Ingest:
                 return
             text, encoding = decode_text(payload)
             if encoding != "utf-8":
-                log.info("%s: not valid UTF-8, decoded as CP1252", cand.rel)
+                log.info("%s: not UTF-8, decoded as %s", cand.rel, encoding.upper())
             csv_text = CsvText.from_text(text)
             records = csv_text.records()
             first = next(records, None)
@@ -654,6 +655,7 @@ def ingest_landing(
     if run.rekey_if_needed():
         log.warning("hashing key changed since the last ingest: stored *_key columns recomputed")
     candidates = discover(landing_dir)
+    prime_new_files(run, candidates)  # a speed-up only: warms the phone-number cache
     if progress and candidates:
         from rich.console import Console
         from rich.progress import Progress

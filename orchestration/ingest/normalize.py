@@ -10,15 +10,25 @@ from __future__ import annotations
 import codecs
 import hashlib
 import hmac
+import json
+import logging
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
 from orchestration.config import ConfigError
+from orchestration.phoneparse import e164_or_none as _e164_or_none
 
 UTF8_BOM = b"\xef\xbb\xbf"
+log = logging.getLogger(__name__)
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class RowReject(Exception):
@@ -39,10 +49,16 @@ codecs.register_error("ringledger_latin1", _latin1_fallback)
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """Decode an export: UTF-8 (BOM stripped), else CP1252 with Latin-1 for undefined bytes.
+    """Decode an export: UTF-16 when it starts with a UTF-16 BOM (Excel's "Unicode text"),
+    else UTF-8 (BOM stripped), else CP1252 with Latin-1 for undefined bytes.
 
     Returns (text, encoding used). No byte is ever dropped.
     """
+    if data.startswith(UTF16_BOMS):
+        try:
+            return data.decode("utf-16"), "utf-16"  # the BOM gives the byte order
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all (odd length, lone surrogates): read as bytes below
     data = data.removeprefix(UTF8_BOM)
     try:
         return data.decode("utf-8"), "utf-8"
@@ -74,6 +90,9 @@ class PhoneNormalizer:
         self._key = hash_key
         self._markers = {m.strip().lower() for m in unknown_markers}
         self._cache: dict[tuple[str, str], PhoneValues] = {}
+        # (canonical key, region) -> E.164 or None (invalid); E.164 -> its HMAC
+        self._by_key: dict[tuple[str, str], str | None] = {}
+        self._hmacs: dict[str, str] = {}
 
     def hmac_hex(self, text: str) -> str:
         return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -87,11 +106,41 @@ class PhoneNormalizer:
         self._cache[cache_key] = result
         return result
 
+    def prime(self, values: Iterable[tuple[str, str]], workers: int | None = None) -> int:
+        """Warm the cache for many `(raw, region)` values at once: the distinct canonical keys
+        not seen yet are parsed in a pool of processes when there are many. A pure speed-up:
+        every value missed here is normalized on first use. Returns the keys parsed."""
+        todo: dict[tuple[str, str], None] = {}
+        markers = self._markers
+        for raw, region in values:
+            if (raw, region) in self._cache or not raw:
+                continue
+            text = raw.strip()
+            if not text or text.lower() in markers:
+                continue
+            key = canonical_phone_key(text)
+            if key is not None and (key, region) not in self._by_key:
+                todo[(key, region)] = None
+        pending = list(todo)
+        self._by_key.update(zip(pending, parse_e164_many(pending, workers), strict=True))
+        return len(pending)
+
     def _normalize(self, raw: str, region: str) -> PhoneValues:
         digits = sum(1 for ch in raw if ch in _DIGITS)
         text = raw.strip()
         if not text or text.lower() in self._markers:
             return (None, False, True, None, digits)
+        key = canonical_phone_key(text)
+        if key is not None:
+            # formatting-only variants of one number share one phonenumbers call
+            by_key = (key, region)
+            if by_key in self._by_key:
+                e164 = self._by_key[by_key]
+            else:
+                e164 = self._by_key[by_key] = _e164_or_none(key, region)
+            if e164 is None:
+                return (None, False, False, self.hmac_hex(text), digits)
+            return (e164, True, False, self._e164_hmac(e164), digits)
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
@@ -99,7 +148,68 @@ class PhoneNormalizer:
         if not phonenumbers.is_valid_number(number) or _has_letters(text):
             return (None, False, False, self.hmac_hex(text), digits)
         e164 = phonenumbers.format_number(number, _E164)  # E.164 never carries the extension
-        return (e164, True, False, self.hmac_hex(e164), digits)
+        return (e164, True, False, self._e164_hmac(e164), digits)
+
+    def _e164_hmac(self, e164: str) -> str:
+        key = self._hmacs.get(e164)
+        if key is None:
+            key = self._hmacs[e164] = self.hmac_hex(e164)
+        return key
+
+
+# Characters that only format a number: text made of digits, these and at most one leading
+# '+' parses to the same number as its digits alone (with the '+').
+_FORMATTING = frozenset("0123456789()-. ")
+_NOT_DIGITS = str.maketrans("", "", "()-. ")
+# Below this many distinct keys, a process pool costs more than it saves.
+POOL_MIN_KEYS = 20_000
+
+
+def canonical_phone_key(text: str) -> str | None:
+    """`+` (when leading) and the digits of a stripped number written with digits, spaces,
+    parentheses, dashes and dots only; None for anything else (letters, extensions, other
+    symbols), which is parsed as written. Not a parser: phonenumbers parses the key."""
+    body = text.removeprefix("+")
+    if not _FORMATTING.issuperset(body):
+        return None
+    digits = body.translate(_NOT_DIGITS)
+    return f"+{digits}" if len(body) != len(text) else digits
+
+
+def _e164_batch(items: list[tuple[str, str]]) -> list[str | None]:
+    return [_e164_or_none(key, region) for key, region in items]
+
+
+def _e164_subprocess(items: list[tuple[str, str]]) -> list[str | None]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "orchestration.phoneparse"],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    return json.loads(completed.stdout)
+
+
+def parse_e164_many(items: list[tuple[str, str]], workers: int | None = None) -> list[str | None]:
+    """`e164_or_none` of many (key, region) pairs, split over worker processes when there are
+    at least POOL_MIN_KEYS of them and more than one core (phonenumbers is pure Python)."""
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers < 2 or len(items) < POOL_MIN_KEYS:
+        return _e164_batch(items)
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = -(-len(items) // workers)
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    try:
+        with ThreadPoolExecutor(workers) as threads:
+            results = list(threads.map(_e164_subprocess, chunks))
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        log.warning("phone workers failed (%s): parsing in process", exc)
+        return _e164_batch(items)
+    return [value for chunk in results for value in chunk]
 
 
 def _has_letters(text: str) -> bool:
