@@ -1,0 +1,359 @@
+"""The benchmark harness behind `ringledger bench` (issue 7).
+
+`run_benchmark(legs)` generates about `legs` call legs (with proportional CRM data) once into a
+cache directory, runs the whole pipeline in-process on a fresh warehouse, and measures:
+
+- wall time of the run and of each stage (from the Dagster step events: ingest, dbt build of
+  the models and of the marts, gates, publish, report; `dbt_parse` is the manifest refresh
+  before the run, `overhead` the rest: Dagster start-up, definitions, event log);
+- peak resident memory of the whole process tree (this process and every descendant, such
+  as dbt), sampled from /proc every 0.2 s in a thread;
+- legs per second, and the ratio of the run to a bare DuckDB scan of the same landing files
+  (`select count(*) from read_csv([...], all_varchar=true, union_by_name=true)`): the floor.
+
+One JSON line per run is appended to `benchmarks/results.jsonl` with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from orchestration import project
+
+BENCH_DIR = project.REPO_ROOT / "benchmarks"
+RESULTS_FILE = BENCH_DIR / "results.jsonl"
+CACHE_DIR = BENCH_DIR / "cache"
+START = date(2025, 1, 6)
+SEED = 7
+# legs per (day x calls_per_day) of the generator: ~1.9 legs a call (transfers, callbacks,
+# the previous day's last hour repeated in each daily file); measured, refined by the cache
+LEGS_PER_CALL = 1.92
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+# Dagster step keys -> benchmark stages (report order)
+STAGES: dict[str, tuple[str, ...]] = {
+    "dbt_parse": ("dbt_parse",),
+    "ingest": ("ingest_landing_files",),
+    "dbt_models": ("ringledger_dbt_models",),
+    "gates": ("data_quality_gates",),
+    "dbt_marts": ("ringledger_dbt_marts",),
+    "publish": ("published_marts",),
+    "report": ("weekly_report",),
+}
+
+
+def plan(legs: int) -> tuple[int, int]:
+    """(days, calls_per_day) of a generation of about `legs` legs: ~10,000 legs a day up to
+    a year of data, then more calls a day."""
+    days = min(365, max(7, round(legs / 10_000)))
+    calls_per_day = max(1, round(legs / (days * LEGS_PER_CALL)))
+    return days, calls_per_day
+
+
+# -- the landing cache ----------------------------------------------------------------------
+
+
+def ensure_landing(legs: int, cache: Path | None = None, progress: bool = False) -> tuple[Path, dict]:
+    """The cached landing directory of `legs` legs (generated on first use) and its summary."""
+    from orchestration.generator import generate
+
+    cache = Path(cache) if cache else CACHE_DIR / str(legs)
+    landing = cache / "landing"
+    marker = cache / "generated.json"
+    days, calls_per_day = plan(legs)
+    wanted = {"days": days, "calls_per_day": calls_per_day, "seed": SEED, "start": str(START)}
+    if marker.exists():
+        summary = json.loads(marker.read_text())
+        if summary.get("plan") == wanted and landing.is_dir():
+            return landing, summary
+    if landing.exists():
+        shutil.rmtree(landing)
+    landing.mkdir(parents=True)
+    started = time.perf_counter()
+    summary = generate(
+        landing, days=days, calls_per_day=calls_per_day, seed=SEED, start=START, progress=progress
+    )
+    summary["generate_seconds"] = round(time.perf_counter() - started, 1)
+    summary["plan"] = wanted
+    marker.write_text(json.dumps(summary, indent=1, default=str))
+    return landing, summary
+
+
+def landing_files(landing: Path) -> list[Path]:
+    return sorted(
+        p for sub in ("telephony", "crm", "marketing") for p in (landing / sub).rglob("*.csv*")
+    )
+
+
+def bare_scan(landing: Path) -> tuple[float, int]:
+    """(seconds, rows) of the floor: one DuckDB count over every landing file, as text."""
+    files = [str(p) for p in landing_files(landing)]
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    try:
+        started = time.perf_counter()
+        (rows,) = con.execute(
+            "select count(*) from read_csv(?, all_varchar=true, union_by_name=true)", [files]
+        ).fetchone()
+        return time.perf_counter() - started, int(rows)
+    finally:
+        con.close()
+
+
+def entity_scan(landing: Path) -> tuple[float, int]:
+    """(seconds, rows) of a tighter floor: one count per export kind (files of one layout),
+    which spares DuckDB reconciling the layouts of every file (`union_by_name`)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path in landing_files(landing):
+        groups.setdefault((path.parent.name, path.name.split("_")[0]), []).append(str(path))
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    try:
+        started = time.perf_counter()
+        rows = 0
+        for files in groups.values():
+            (count,) = con.execute(
+                "select count(*) from read_csv(?, all_varchar=true)", [files]
+            ).fetchone()
+            rows += int(count)
+        return time.perf_counter() - started, rows
+    finally:
+        con.close()
+
+
+# -- memory of the process tree -------------------------------------------------------------
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                resident = int(handle.read().split()[1]) * PAGE_SIZE
+        except (OSError, ValueError, IndexError):
+            continue
+        # the command name may hold spaces and parentheses: ppid follows the last ')'
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = resident
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+class TreeMemory:
+    """Peak summed RSS of a process tree, sampled every `interval` seconds in a thread."""
+
+    def __init__(self, root: int | None = None, interval: float = 0.2):
+        self.root = root or os.getpid()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tree-rss", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self.root))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemory:  # noqa: PYI034
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_rss(self.root))
+
+
+# -- machine --------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+    except (OSError, StopIteration):
+        mem_kib = 0
+    from importlib.metadata import version
+
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kib / 1024 / 1024, 1),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "dbt_core": version("dbt-core"),
+        "dagster": version("dagster"),
+    }
+
+
+# -- the benchmark --------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    record: dict
+    workdir: Path | None
+
+
+def run_benchmark(
+    legs: int,
+    cache: Path | None = None,
+    keep: bool = False,
+    results_file: Path | None = RESULTS_FILE,
+    progress: bool = False,
+) -> BenchResult:
+    """Generate (once), run the pipeline on a fresh warehouse, measure, append a JSON line."""
+    from orchestration.runner import run_pipeline
+
+    landing, summary = ensure_landing(legs, cache, progress=progress)
+    # other work on the machine skews every figure: record the load around the run
+    load_before = list(os.getloadavg())
+    scan_seconds, scan_rows = bare_scan(landing)
+    entity_seconds, _ = entity_scan(landing)
+    workdir = Path(tempfile.mkdtemp(prefix="ringledger-bench-"))
+    warehouse = workdir / "warehouse.duckdb"
+    marts = workdir / "ringledger.duckdb"
+    try:
+        with TreeMemory() as memory:
+            started = time.perf_counter()
+            outcome = run_pipeline(landing, warehouse, marts)
+            wall = time.perf_counter() - started
+        raw_rows = _raw_counts(warehouse)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    stages = {
+        stage: round(sum(outcome.step_seconds.get(step, 0.0) for step in steps), 2)
+        for stage, steps in STAGES.items()
+    }
+    stages["overhead"] = round(max(0.0, wall - sum(stages.values())), 2)
+    generated_legs = int(summary["legs"])
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "legs_requested": legs,
+        "legs": generated_legs,
+        "crm_rows": sum(int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms")),
+        "landing_rows": scan_rows,
+        "landing_mb": round(sum(p.stat().st_size for p in landing_files(landing)) / 1e6, 1),
+        "files": int(summary["files"]),
+        "days": summary["plan"]["days"],
+        "calls_per_day": summary["plan"]["calls_per_day"],
+        "exit_code": outcome.exit_code,
+        "errors": outcome.errors[:3],
+        "wall_seconds": round(wall, 2),
+        "stages": stages,
+        "steps": {k: round(v, 2) for k, v in outcome.step_seconds.items()},
+        "peak_rss_mb": round(memory.peak / 1e6, 1),
+        "legs_per_second": round(generated_legs / wall, 1) if wall else None,
+        "bare_scan_seconds": round(scan_seconds, 3),
+        "ratio_to_bare_scan": round(wall / scan_seconds, 1) if scan_seconds else None,
+        "entity_scan_seconds": round(entity_seconds, 3),
+        "ratio_to_entity_scan": round(wall / entity_seconds, 1) if entity_seconds else None,
+        "raw_telephony_legs": raw_rows.get("telephony_legs"),
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
+        "git_commit": _git_commit(),
+        "machine": machine(),
+    }
+    if results_file is not None:
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        with results_file.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+    return BenchResult(record, workdir if keep else None)
+
+
+def _raw_counts(warehouse: Path) -> dict[str, int]:
+    if not warehouse.exists():
+        return {}
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            (legs,) = con.execute("select count(*) from raw.telephony_legs").fetchone()
+        return {"telephony_legs": int(legs)}
+    except duckdb.Error:
+        return {}
+
+
+def _git_commit() -> str | None:
+    head = project.REPO_ROOT / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            return (project.REPO_ROOT / ".git" / ref[5:]).read_text().strip()[:12]
+        return ref[:12]
+    except OSError:
+        return None
+
+
+def format_table(record: dict):
+    """A rich table of one benchmark record."""
+    from rich.table import Table
+
+    wall = record["wall_seconds"]
+    table = Table(
+        title=(
+            f"ringledger bench: {record['legs']:,} legs, {record['crm_rows']:,} CRM rows, "
+            f"{record['files']} files, exit {record['exit_code']}"
+        )
+    )
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    for stage, seconds in record["stages"].items():
+        share = f"{seconds / wall * 100:.0f}%" if wall else "-"
+        table.add_row(stage, f"{seconds:.1f}", share)
+    table.add_section()
+    table.add_row("wall", f"{wall:.1f}", "100%")
+    table.add_row("peak RSS (tree)", f"{record['peak_rss_mb']:,.0f} MB", "")
+    table.add_row("legs / second", f"{record['legs_per_second']:,.0f}", "")
+    table.add_row(
+        "bare DuckDB scan",
+        f"{record['bare_scan_seconds']:.2f}",
+        f"x{record['ratio_to_bare_scan']}",
+    )
+    table.add_row(
+        "per-layout DuckDB scans",
+        f"{record['entity_scan_seconds']:.2f}",
+        f"x{record['ratio_to_entity_scan']}",
+    )
+    return table
+
+
+if __name__ == "__main__":  # pragma: no cover
+    result = run_benchmark(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000, progress=True)
+    print(json.dumps(result.record, indent=1))

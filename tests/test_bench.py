@@ -1,0 +1,68 @@
+"""The benchmark harness (issue 7) on a tiny generation: the JSON line and its fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orchestration import bench
+
+
+def test_plan_scales_days_then_calls():
+    assert bench.plan(2_000)[0] == 7
+    days, per_day = bench.plan(1_000_000)
+    assert days == 100 and abs(days * per_day * bench.LEGS_PER_CALL - 1_000_000) < 1_000
+    assert bench.plan(10_000_000)[0] == 365
+
+
+def test_tree_rss_counts_children():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; x = bytearray(60_000_000); time.sleep(20)"]
+    )
+    try:
+        for _ in range(100):  # until the child holds its 60 MB
+            if bench._tree_rss(child.pid) > 60_000_000:
+                break
+            time.sleep(0.1)
+        assert bench._tree_rss(child.pid) > 60_000_000
+        assert bench._tree_rss(os.getpid()) > bench._tree_rss(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.slow
+def test_bench_appends_a_json_line(tmp_path):
+    results = tmp_path / "results.jsonl"
+    result = bench.run_benchmark(2_000, cache=tmp_path / "cache", results_file=results)
+    lines = results.read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record == result.record
+    assert record["exit_code"] == 0, record["errors"]
+    assert 1_500 <= record["legs"] <= 3_000
+    assert record["raw_telephony_legs"] > 0
+    assert set(record["stages"]) == {*bench.STAGES, "overhead"}
+    assert record["entity_scan_seconds"] > 0 and record["ratio_to_entity_scan"] > 0
+    assert record["stages"]["ingest"] > 0 and record["stages"]["dbt_models"] > 0
+    assert record["wall_seconds"] >= sum(record["stages"].values()) - 0.1
+    assert record["peak_rss_mb"] > 100  # this interpreter plus dbt
+    assert record["bare_scan_seconds"] > 0
+    assert record["ratio_to_bare_scan"] == pytest.approx(
+        record["wall_seconds"] / record["bare_scan_seconds"], rel=0.01
+    )
+    assert record["legs_per_second"] > 0
+    assert record["landing_rows"] >= record["legs"]
+    machine = record["machine"]
+    for key in ("cores", "memory_gb", "cpu", "python", "duckdb"):
+        assert machine[key]
+    # the cache is reused: a second run does not generate again
+    marker = tmp_path / "cache" / "generated.json"
+    before = marker.stat().st_mtime_ns
+    bench.ensure_landing(2_000, tmp_path / "cache")
+    assert marker.stat().st_mtime_ns == before
