@@ -2,6 +2,10 @@
   The only engine-specific SQL of the project. Every expression that DuckDB and Spark write
   differently is a dispatched macro here, with a duckdb__ and a spark__ version and a
   default__ that fails loudly (see ../shared/portability.md and docs/architecture.md).
+  Write the rest once: explicit NULLS FIRST/LAST in every ORDER BY, UTC instants, durations
+  from seconds (never minute/hour datediff), `string` (not varchar) as the text type.
+  The hand-over of tables between DuckDB and Spark (hooks, seed loading) is in
+  spark_handover.sql.
 -#}
 
 {% macro _unsupported(name) -%}
@@ -29,11 +33,13 @@
     {{ return(adapter.dispatch('seconds_between', 'ringledger')(start_ts, end_ts)) }}
 {%- endmacro %}
 {% macro default__seconds_between(start_ts, end_ts) -%}{{ ringledger._unsupported('seconds_between') }}{%- endmacro %}
+{#- a double on both engines: `bigint / 1000000.0` is a DECIMAL on Spark, and later divisions
+    of it would round at another digit than DuckDB's double -#}
 {% macro duckdb__seconds_between(start_ts, end_ts) -%}
-    ((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 1000000.0)
+    (cast(epoch_us({{ end_ts }}) - epoch_us({{ start_ts }}) as double) / 1000000.0)
 {%- endmacro %}
 {% macro spark__seconds_between(start_ts, end_ts) -%}
-    ((unix_micros({{ end_ts }}) - unix_micros({{ start_ts }})) / 1000000.0)
+    (cast(unix_micros({{ end_ts }}) - unix_micros({{ start_ts }}) as double) / 1000000.0)
 {%- endmacro %}
 
 {# ---- an instant plus a (fractional) number of seconds ---------------------------------- #}
@@ -94,4 +100,19 @@
 {%- endmacro %}
 {% macro spark__surrogate_key(columns) -%}
     md5({% for c in columns %}coalesce(cast({{ c }} as string), '~'){% if not loop.last %} || '|' || {% endif %}{% endfor %})
+{%- endmacro %}
+
+{# ---- incremental strategy per engine (config(incremental_strategy=...)) -------------- #}
+{#- DuckDB replaces the rows of the keys it rebuilds; Spark on plain Parquet has no merge or
+    delete (those need Delta/Iceberg): insert_overwrite replaces the partitions it rebuilds
+    (with partition_by) or the whole table; `append` where rows are never rebuilt. -#}
+{% macro incremental_strategy(kind='replace_keys') -%}
+    {{ return(adapter.dispatch('incremental_strategy', 'ringledger')(kind)) }}
+{%- endmacro %}
+{% macro default__incremental_strategy(kind) -%}{{ ringledger._unsupported('incremental_strategy') }}{%- endmacro %}
+{% macro duckdb__incremental_strategy(kind) -%}
+    {{ return('append' if kind == 'append' else 'delete+insert') }}
+{%- endmacro %}
+{% macro spark__incremental_strategy(kind) -%}
+    {{ return('append' if kind == 'append' else 'insert_overwrite') }}
 {%- endmacro %}

@@ -23,6 +23,12 @@ class WarehouseResource(ConfigurableResource):
     warehouse: str = ""
     marts: str = ""
     config_dir: str = ""
+    # dbt engine: duckdb or spark; empty means $RINGLEDGER_ENGINE, else duckdb
+    engine: str = ""
+
+    @property
+    def engine_name(self) -> str:
+        return (self.engine or os.environ.get("RINGLEDGER_ENGINE", "") or "duckdb").lower()
 
     # -- paths ----------------------------------------------------------------------
     @property
@@ -51,6 +57,12 @@ class WarehouseResource(ConfigurableResource):
         """Working files of the deployment (merged seeds), beside the warehouse."""
         return self.warehouse_path.parent / f".{self.warehouse_path.stem}.state"
 
+    @property
+    def spark_dir(self) -> Path:
+        """The Spark engine's files for this warehouse (tables, Derby metastore, Parquet
+        hand-over): absolute, so every JVM of every run finds the same catalog."""
+        return self.state_dir / "spark"
+
     # -- configuration --------------------------------------------------------------
     def load_config(self) -> Config:
         return load_config(self.config_path)
@@ -58,7 +70,10 @@ class WarehouseResource(ConfigurableResource):
     def dbt_environment(self, config: Config) -> dict[str, str]:
         """Environment for a dbt invocation: the warehouse file and, with a user's
         configuration, the merged seed directory."""
-        env = {"RINGLEDGER_WAREHOUSE": str(self.warehouse_path)}
+        env = {"RINGLEDGER_WAREHOUSE": str(self.warehouse_path), "RINGLEDGER_ENGINE": self.engine_name}
+        if self.engine_name == "spark":
+            self.spark_dir.mkdir(parents=True, exist_ok=True)
+            env["RINGLEDGER_SPARK_DIR"] = str(self.spark_dir)
         if config.config_dir is not None:
             seed_dir = config.write_seed_dir(self.state_dir / "seeds")
             # relative to the dbt project: with an absolute seed path dbt writes the compiled

@@ -289,6 +289,10 @@ def _run_locked(
         outcome.errors = []
     elif failed_steps or not result.success:
         outcome.exit_code = EXIT_ERROR
+    elif not published:
+        # every step "succeeded" but publication never ran (steps skipped): never report 0
+        outcome.exit_code = EXIT_ERROR
+        outcome.errors.append("the marts were not published (downstream steps were skipped)")
     elif outcome.refused_files:
         outcome.exit_code = EXIT_REFUSED
     else:

@@ -32,7 +32,7 @@ outcomes as (
             else {{ safe_cast('data1', 'integer') }}
         end as exit_position,
         row_number() over (
-            partition by callid order by event_at_utc desc, event desc
+            partition by callid order by event_at_utc desc nulls last, event desc nulls last
         ) as outcome_rank
     from events
     where event in ('CONNECT', 'ABANDON', 'EXITWITHTIMEOUT', 'EXITEMPTY', 'EXITWITHKEY')
@@ -44,7 +44,7 @@ entered as (
     select
         callid,
         queue,
-        row_number() over (partition by callid order by event_at_utc, queue) as enter_rank
+        row_number() over (partition by callid order by event_at_utc asc nulls last, queue asc nulls last) as enter_rank
     from events
     where event = 'ENTERQUEUE' and queue is not null
 

@@ -19,9 +19,9 @@ representative as (
         row_number() over (
             partition by source_system, call_id_root
             order by
-                case when call_id = call_id_root then 0 else 1 end,
+                case when call_id = call_id_root then 0 else 1 end asc nulls last,
                 started_at_utc asc nulls last,
-                call_id asc
+                call_id asc nulls last
         ) as leg_rank
     from legs
 

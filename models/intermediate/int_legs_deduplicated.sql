@@ -12,7 +12,7 @@ ranked as (
         *,
         row_number() over (
             partition by source_system, call_id
-            order by load_seq desc, source_line desc
+            order by load_seq desc nulls last, source_line desc nulls last
         ) as copy_rank,
         count(*) over (partition by source_system, call_id) as copies_delivered
 

@@ -166,7 +166,7 @@ bucketed as (
         buckets.sort_order as delay_bucket_sort_order,
         row_number() over (
             partition by statused.episode_id
-            order by buckets.sort_order asc nulls last, buckets.delay_bucket asc
+            order by buckets.sort_order asc nulls last, buckets.delay_bucket asc nulls last
         ) as bucket_rank
     from statused
     inner join buckets

@@ -12,7 +12,7 @@ ranked as (
         *,
         row_number() over (
             partition by tracking_number, valid_from_utc
-            order by load_seq desc, source_line desc
+            order by load_seq desc nulls last, source_line desc nulls last
         ) as copy_rank
     from tracking
 

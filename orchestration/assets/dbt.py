@@ -59,8 +59,21 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     os.environ.pop("RINGLEDGER_SEED_DIR", None)
     os.environ.update(warehouse.dbt_environment(config))
     args = ["build", *warehouse.dbt_vars_arg(config)]
-    # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
-    yield from dbt.cli(args, context=context).stream()
+    if warehouse.engine_name != "spark":
+        # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
+        yield from dbt.cli(args, context=context).stream()
+        return
+    # Spark: dbt's on-run-end hook exports what it built; copy that into DuckDB, where the
+    # gates and publication read (orchestration/spark.py), also after a failed test
+    from orchestration.spark import clear_exports, import_exports
+
+    clear_exports(warehouse.spark_dir)
+    try:
+        yield from dbt.cli(args, context=context).stream()
+    finally:
+        with warehouse.connect() as con:
+            imported = import_exports(con, warehouse.spark_dir)
+        context.log.info("copied %s relations built on Spark into DuckDB", len(imported))
 
 
 @dbt_assets(

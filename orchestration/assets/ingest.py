@@ -40,6 +40,11 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         summary = ingest_landing(con, warehouse.landing_path, config, hash_key)
         # the business calendar follows the seeds in force and the dates loaded
         build_site_calendar(con, config)
+        if warehouse.engine_name == "spark":
+            # Parquet copies where dbt on Spark reads `raw` (macros/spark_handover.sql)
+            from orchestration.spark import export_raw_tables
+
+            export_raw_tables(con, warehouse.spark_dir)
         counts = {
             table: con.execute(f"select count(*) from raw.{table}").fetchone()[0]
             for table in RAW_TABLES
