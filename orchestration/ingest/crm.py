@@ -30,7 +30,6 @@ from orchestration.ingest.rows import (
     ParsedFile,
     RowCollector,
     header_index,
-    oversize_field,
 )
 
 log = logging.getLogger(__name__)
@@ -273,7 +272,6 @@ def read_entity(
         if spec.interval
         else None
     )
-    width = len(header)
     max_bytes = int(ctx.config.vars["max_field_bytes"])
     max_hours = ctx.config.vars["max_call_hours"]
     max_seconds = float(max_hours) * 3600.0
@@ -283,20 +281,9 @@ def read_entity(
     collector = RowCollector(text)
 
     for line, last, fields, error in records:
-        collector.rows_read += 1
-        if fields is None:
-            collector.reject(line, last, error or "malformed CSV")
+        values = collector.take_fields(line, last, fields, error, header, take, max_bytes)
+        if values is None:
             continue
-        if len(fields) != width:
-            collector.reject(
-                line, last, f"wrong field count: expected {width} fields, got {len(fields)}"
-            )
-            continue
-        too_big = oversize_field(fields, max_bytes, header)
-        if too_big:
-            collector.reject(line, last, too_big)
-            continue
-        values = tuple([fields[i] if i >= 0 else "" for i in take])
         if fix is not None:
             values = fix(fields, values)
         try:

@@ -61,6 +61,35 @@ class RowCollector:
     def reject(self, first: int, last: int, reason: str) -> None:
         self.rejects.append((first, self._text.raw_text(first, last), reason))
 
+    def take_fields(
+        self,
+        line: int,
+        last: int,
+        fields: list[str] | None,
+        error: str | None,
+        header: list[str],
+        take: list[int],
+        max_bytes: int,
+    ) -> tuple[str, ...] | None:
+        """Count a record of a file with a header; reject it for its shape (malformed CSV,
+        wrong field count, a field over max_field_bytes) or return the wanted columns in
+        order (-1 = a missing optional column, read as empty)."""
+        self.rows_read += 1
+        if fields is None:
+            self.reject(line, last, error or "malformed CSV")
+            return None
+        if len(fields) != len(header):
+            self.reject(
+                line, last,
+                f"wrong field count: expected {len(header)} fields, got {len(fields)}",
+            )
+            return None
+        too_big = oversize_field(fields, max_bytes, header)
+        if too_big:
+            self.reject(line, last, too_big)
+            return None
+        return tuple([fields[i] if i >= 0 else "" for i in take])
+
     def add(self, key: Any, content: list[str], first: int, last: int, row: tuple) -> None:
         fields = tuple(content)
         seen = self._seen.get(key)

@@ -31,7 +31,6 @@ from orchestration.ingest.rows import (
     ParsedFile,
     RowCollector,
     header_index,
-    oversize_field,
 )
 from orchestration.ingest.schema import LEG_EXPORT_COLUMNS, LEG_ROW_NORMALIZED
 
@@ -186,7 +185,6 @@ def read_generic(
         log.warning("%s: ignoring extra columns: %s", ctx.rel_path, ", ".join(extras))
 
     take = [positions.get(column, -1) for column in LEG_EXPORT_COLUMNS]
-    width = len(header)
     max_bytes = ctx.max_field_bytes
     max_seconds = ctx.max_call_seconds
     max_hours = ctx.config.vars["max_call_hours"]
@@ -198,20 +196,9 @@ def read_generic(
     collector = RowCollector(text)
 
     for line, last, fields, error in records:
-        collector.rows_read += 1
-        if fields is None:
-            collector.reject(line, last, error or "malformed CSV")
+        values = collector.take_fields(line, last, fields, error, header, take, max_bytes)
+        if values is None:
             continue
-        if len(fields) != width:
-            collector.reject(
-                line, last, f"wrong field count: expected {width} fields, got {len(fields)}"
-            )
-            continue
-        too_big = oversize_field(fields, max_bytes, header)
-        if too_big:
-            collector.reject(line, last, too_big)
-            continue
-        values = tuple([fields[i] if i >= 0 else "" for i in take])
         (
             call_id,
             _parent,
