@@ -1,13 +1,17 @@
-"""Shared fixtures: dbt parse once per session, and one full pipeline run on generated data."""
+"""Shared fixtures: dbt parse once per session, one full pipeline run on generated data, and
+the tiny-landing fixtures of the ingest tests (their helpers are in ingest_helpers.py)."""
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from orchestration.config import Config, load_config
 from orchestration.runner import RunOutcome, ensure_manifest, run_pipeline
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
@@ -87,3 +91,27 @@ def pipeline_run(tmp_path_factory, dbt_manifest) -> PipelineRun:
 def pipeline_warehouse(pipeline_run) -> Path:
     """Path of the warehouse DuckDB file after the session's pipeline run."""
     return pipeline_run.warehouse
+
+
+# -- tiny landing directories (test_ingest.py, test_formats.py) -----------------------------
+
+
+@pytest.fixture
+def config() -> Config:
+    """A copy of the configuration that a test may change."""
+    return copy.deepcopy(load_config())
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    path = tmp_path / "landing"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    """A fresh warehouse file."""
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield connection
+    connection.close()

@@ -7,24 +7,21 @@ folder is absent, and a failure under CI=true.
 
 from __future__ import annotations
 
-import copy
 import csv
 import gzip
 import json
-import os
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import run_isolated
+from conftest import run_isolated, skip_or_fail
+from ingest_helpers import ingest, ledger, legs_by_id, put, query, reject_reasons
 
-from orchestration.config import SEED_HEADERS, Config, load_config
-from orchestration.ingest import TELEPHONY_FORMATS, detect_format, ingest_landing
-from orchestration.ingest import loader as loader_module
+from orchestration.config import SEED_HEADERS
+from orchestration.ingest import TELEPHONY_FORMATS, detect_format
 from orchestration.ingest.asterisk import BASE_COLUMNS, parse_userfield, split_tolerant
 from orchestration.project import SEEDS_DIR
 
-KEY = b"format-test-key"
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 LAB_FILE = REAL_DIR / "asterisk-lab-2015" / "Master.csv"
 CUSTOM_FILE = REAL_DIR / "asterisk-cdr-custom-2023" / "Master.csv"
@@ -32,15 +29,11 @@ CUSTOM_COLUMNS = (
     "clid src dst dcontext channel dstchannel lastapp lastdata start answer end duration "
     "billsec disposition amaflags accountcode uniqueid userfield sequence"
 )
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def need_real(path: Path) -> Path:
     if not path.is_file():
-        reason = f"real sample {path} not found (../shared/data/real/ is absent)"
-        if IN_CI:
-            pytest.fail(f"{reason}; CI=true: CI must provide it")
-        pytest.skip(reason)
+        skip_or_fail(f"real sample {path} not found (../shared/data/real/ is absent)")
     return path
 
 
@@ -58,85 +51,6 @@ def source_row(pattern: str = "*", **values: str) -> dict[str, str]:
     )
     row.update(values)
     return row
-
-
-@pytest.fixture
-def config() -> Config:
-    return copy.deepcopy(load_config())
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    path = tmp_path / "landing"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    yield connection
-    connection.close()
-
-
-def put(landing: Path, rel: str, content: str | bytes) -> Path:
-    path = landing / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    return path
-
-
-def query(con, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def ingest(con, landing: Path, config: Config):
-    summary = ingest_landing(con, landing, config, KEY)
-    for row in query(con, "select * from raw.load_ledger"):
-        assert row["rows_read"] == row["rows_loaded"] + row["rows_rejected"], row
-        rejected = query(
-            con, "select count(*) as n from raw.rejected_rows where load_id = ?", [row["load_id"]]
-        )[0]["n"]
-        assert rejected == row["rows_rejected"], row
-        if row["status"] == "loaded" and row["entity"]:
-            tables = (
-                loader_module.ENTITY_TABLES[row["entity"]],
-                *loader_module.ENTITY_OTHER_TABLES.get(row["entity"], ()),
-            )
-            loaded = sum(
-                query(
-                    con, f"select count(*) as n from raw.{t} where _load_id = ?", [row["load_id"]]
-                )[0]["n"]
-                for t in tables
-                if t != "asterisk_clock_checks"
-            )
-            assert loaded == row["rows_loaded"], row
-    return summary
-
-
-def legs(con, file: str | None = None) -> dict[str, dict]:
-    sql = "select * from raw.telephony_legs"
-    params: list = []
-    if file:
-        sql += " where _file = ?"
-        params = [file]
-    return {r["call_id"]: r for r in query(con, sql, params)}
-
-
-def rejects(con, file: str) -> list[tuple[int, str]]:
-    return [
-        (r["line_number"], r["reason"])
-        for r in query(
-            con, "select * from raw.rejected_rows where file = ? order by line_number", [file]
-        )
-    ]
-
-
-def ledger_row(con, file: str) -> dict:
-    rows = query(con, "select * from raw.load_ledger where file = ? order by load_seq", [file])
-    return rows[-1]
 
 
 def q(value: str) -> str:
@@ -207,7 +121,7 @@ def test_cdr_csv_variants_by_column_count(con, landing, config, width):
     put(landing, f"telephony/Master_{width}.csv", cdr_file(*rows))
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    [leg] = legs(con).values()
+    [leg] = legs_by_id(con).values()
     assert leg["source_format"] == "asterisk_cdr"
     assert leg["source_system"] == "asterisk_cdr"
     assert leg["status_normalized"] == "answered"
@@ -254,10 +168,10 @@ def test_cdr_csv_17_and_20_told_apart_by_content(con, landing, config):
     )
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    l17 = legs(con, "telephony/uf17.csv")
+    l17 = legs_by_id(con, "telephony/uf17.csv")
     assert sorted(r["queue"] for r in l17.values()) == ["", "support"]
     assert all(cid.startswith("cdr-") for cid in l17)
-    [l20] = legs(con, "telephony/uf20.csv").values()
+    [l20] = legs_by_id(con, "telephony/uf20.csv").values()
     assert l20["ivr_selection"] == "2"
     assert l20["parent_call_id"] == "1736172000.9"
 
@@ -294,7 +208,7 @@ def test_ambiguous_layout_refused_naming_the_setting(con, landing, config):
     ]
     summary = ingest(con, landing, config)
     assert "telephony/mixed.csv" not in dict(summary.files_refused)
-    assert len(legs(con, "telephony/mixed.csv")) == 2
+    assert len(legs_by_id(con, "telephony/mixed.csv")) == 2
 
 
 def test_cdr_custom_mapping_and_header_line(con, landing, config):
@@ -313,13 +227,13 @@ def test_cdr_custom_mapping_and_header_line(con, landing, config):
     )
     put(landing, "telephony/custom/Master.csv", text)
     ingest(con, landing, config)
-    [leg] = legs(con).values()
+    [leg] = legs_by_id(con).values()
     assert leg["source_system"] == "pbx-custom"
     assert leg["status_normalized"] == "no_answer"
     assert leg["ivr_selection"] == "3"
     assert leg["direction_normalized"] == "inbound"
-    assert rejects(con, "telephony/custom/Master.csv") == [(3, "ended_at before started_at")]
-    row = ledger_row(con, "telephony/custom/Master.csv")
+    assert reject_reasons(con, "telephony/custom/Master.csv") == [(3, "ended_at before started_at")]
+    row = ledger(con, "telephony/custom/Master.csv")[-1]
     assert (row["rows_read"], row["rows_loaded"], row["rows_rejected"]) == (2, 1, 1)
 
 
@@ -356,9 +270,9 @@ def test_malformed_clid_quoting_and_cp1252_bytes(con, landing, config):
     put(landing, "telephony/Master.csv", data)
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    loaded = legs(con)
+    loaded = legs_by_id(con)
     assert len(loaded) == 3
-    assert rejects(con, "telephony/Master.csv") == []
+    assert reject_reasons(con, "telephony/Master.csv") == []
     by_uid = {cid.split("#")[0]: leg for cid, leg in loaded.items()}
     assert by_uid["1736172000.1"]["from_number"] == "2125550199"
     assert by_uid["1736172060.2"]["status_normalized"] == "answered"
@@ -375,7 +289,7 @@ def test_ids_and_numbers_stay_text(con, landing, config):
         ),
     )
     ingest(con, landing, config)
-    loaded = legs(con)
+    loaded = legs_by_id(con)
     assert {leg["parent_call_id"] for leg in loaded.values()} == {"1736172000.1", "1736172000.10"}
     assert {leg["from_number"] for leg in loaded.values()} == {"0044123"}
     assert {leg["to_number"] for leg in loaded.values()} == {"007"}
@@ -401,11 +315,11 @@ def test_userfield_site_picks_the_clock(con, landing, config):
         ),
     )
     ingest(con, landing, config)
-    [leg] = legs(con).values()
+    [leg] = legs_by_id(con).values()
     assert leg["site_resolved"] == "lax"
     assert str(leg["started_at_utc"]) == "2025-01-06 17:00:00"  # Los Angeles
     assert leg["disposition"] == "wrong_number"
-    assert rejects(con, "telephony/Master.csv") == [(2, "unknown site 'mars' in userfield")]
+    assert reject_reasons(con, "telephony/Master.csv") == [(2, "unknown site 'mars' in userfield")]
 
 
 def test_linkedid_grouping_and_internal_calls(con, landing, config, tmp_path):
@@ -455,7 +369,7 @@ def test_linkedid_grouping_and_internal_calls(con, landing, config, tmp_path):
         ),
     )
     ingest(con, landing, config)
-    loaded = legs(con)
+    loaded = legs_by_id(con)
     assert {leg["parent_call_id"] for leg in loaded.values()} == {
         uid,
         "1736175600.5",
@@ -501,7 +415,7 @@ def test_status_mapping_table(con, landing, config, lastapp, disposition, dstcha
         ),
     )
     ingest(con, landing, config)
-    [leg] = legs(con).values()
+    [leg] = legs_by_id(con).values()
     assert leg["status_normalized"] == expected
     assert leg["status"] == disposition
     assert (leg["talk_seconds_num"] is not None) == (expected == "answered")
@@ -518,7 +432,7 @@ def test_unknown_disposition_and_wrong_count_rejected(con, landing, config):
         ),
     )
     ingest(con, landing, config)
-    assert rejects(con, "telephony/Master.csv") == [
+    assert reject_reasons(con, "telephony/Master.csv") == [
         (2, "unknown disposition 'MAYBE'"),
         (3, "wrong field count: expected 18 fields, got 10"),
     ]
@@ -557,14 +471,14 @@ not-a-number|x|sales|NONE|ENTERQUEUE
 """
 
 
-def test_queue_log_loaded_and_rejects(con, landing, config):
+def test_queue_log_loaded_and_reject_reasons(con, landing, config):
     put(landing, "telephony/queue_log", QUEUE_LOG)
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    row = ledger_row(con, "telephony/queue_log")
+    row = ledger(con, "telephony/queue_log")[-1]
     assert row["format"] == "asterisk_queue_log"
     assert (row["rows_read"], row["rows_loaded"], row["rows_rejected"]) == (12, 9, 3)
-    assert rejects(con, "telephony/queue_log") == [
+    assert reject_reasons(con, "telephony/queue_log") == [
         (10, "duplicate within file"),
         (11, "unparseable epoch 'not-a-number'"),
         (12, "wrong field count: expected 5 to 10 |-separated fields, got 3"),
@@ -679,7 +593,7 @@ TWILIO_EXPECTED = {
 
 
 def _check_twilio(con, file: str) -> None:
-    loaded = legs(con, file)
+    loaded = legs_by_id(con, file)
     assert {
         cid: (leg["status_normalized"], leg["direction_normalized"]) for cid, leg in loaded.items()
     } == TWILIO_EXPECTED
@@ -689,7 +603,7 @@ def _check_twilio(con, file: str) -> None:
     assert loaded["CA02"]["talk_seconds_num"] == 150.0
     assert str(loaded["CA06"]["answered_at_utc"]) == "2025-01-06 14:20:30"
     assert loaded["CA01"]["source_system"] == "twilio"
-    assert [reason for _, reason in rejects(con, file)] == [
+    assert [reason for _, reason in reject_reasons(con, file)] == [
         "call not finished (Status 'in-progress')",
         "unparseable timestamp in StartTime: 'yesterday'",
     ]
@@ -702,7 +616,7 @@ def test_twilio_csv(con, landing, config):
     put(landing, "telephony/twilio_calls.csv", "\n".join(lines) + "\n")
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    assert ledger_row(con, "telephony/twilio_calls.csv")["format"] == "twilio"
+    assert ledger(con, "telephony/twilio_calls.csv")[-1]["format"] == "twilio"
     _check_twilio(con, "telephony/twilio_calls.csv")
 
 
@@ -720,10 +634,12 @@ def test_twilio_json_lines(con, landing, config):
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
     file = "telephony/calls.jsonl.gz"
-    loaded = legs(con, file)
+    loaded = legs_by_id(con, file)
     assert len(loaded) == len(TWILIO_EXPECTED)
-    assert rejects(con, file)[0][0] == 4 and rejects(con, file)[0][1].startswith("malformed JSON")
-    row = ledger_row(con, file)
+    assert reject_reasons(con, file)[0][0] == 4 and reject_reasons(con, file)[0][1].startswith(
+        "malformed JSON"
+    )
+    row = ledger(con, file)[-1]
     assert (row["rows_read"], row["rows_loaded"], row["rows_rejected"]) == (12, 9, 3)
 
 
@@ -846,11 +762,11 @@ def test_real_lab_2015_loads_and_reconciles(con, landing, config):
     config.seeds["telephony_sources"] = [source_row("lab/*", source_system="lab")]
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    row = ledger_row(con, "telephony/lab/Master.csv")
+    row = ledger(con, "telephony/lab/Master.csv")[-1]
     physical = sum(1 for line in path.read_text().splitlines() if line.strip())
     assert row["rows_read"] == physical == 105
     assert row["rows_read"] == row["rows_loaded"] + row["rows_rejected"]
-    for _, reason in rejects(con, "telephony/lab/Master.csv"):
+    for _, reason in reject_reasons(con, "telephony/lab/Master.csv"):
         assert reason  # every rejected row says why
     counts = {
         r["status"]: r["n"]
@@ -879,9 +795,9 @@ def test_real_cdr_custom_2023_loads_with_its_mapping(con, landing, config):
     ]
     summary = ingest(con, landing, config)
     assert summary.files_refused == []
-    row = ledger_row(con, "telephony/custom/Master.csv")
+    row = ledger(con, "telephony/custom/Master.csv")[-1]
     assert (row["rows_read"], row["rows_loaded"], row["rows_rejected"]) == (14, 14, 0)
-    first = legs(con)["1690325492.2#2"]
+    first = legs_by_id(con)["1690325492.2#2"]
     assert first["from_number"] == "client1" and first["to_number"] == "6789"
     assert str(first["started_at_utc"]) == "2023-07-25 22:51:32"  # UTC+3 local time
     [check] = query(con, "select * from raw.asterisk_clock_checks")

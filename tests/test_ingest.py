@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import gzip
 import hashlib
 import hmac
 import logging
 import os
+import re
 import stat
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from ingest_helpers import KEY, ingest, ledger, legs_by_id, put, query, rejects, scalar
 
-from orchestration.config import Config, load_config
+from orchestration.config import load_config
 from orchestration.ingest import (
     HASH_KEY_ENV,
     TELEPHONY_FORMATS,
@@ -27,7 +28,6 @@ from orchestration.ingest import (
 from orchestration.ingest import loader as loader_module
 from orchestration.ingest.identity import merge_identities
 
-KEY = b"unit-test-key"
 HEADER = (
     "call_id,parent_call_id,direction,started_at,answered_at,ended_at,from_number,to_number,"
     "status,queue,ivr_selection,agent_id,disposition,site,talk_seconds"
@@ -63,90 +63,8 @@ def csv_text(header: str, *lines: str, newline: str = "\n") -> str:
     return newline.join([header, *lines]) + newline
 
 
-def put(landing: Path, rel: str, content: str | bytes) -> Path:
-    path = landing / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    path.write_bytes(content)
-    return path
-
-
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
-    return con.execute(sql, params or []).fetchall()[0][0]
-
-
-def legs_by_id(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
-    return {r["call_id"]: r for r in query(con, "select * from raw.telephony_legs")}
-
-
-def rejects(con: duckdb.DuckDBPyConnection, file: str | None = None) -> list[dict]:
-    sql = "select * from raw.rejected_rows"
-    params: list = []
-    if file:
-        sql += " where file = ?"
-        params.append(file)
-    return query(con, sql + " order by file, line_number", params)
-
-
-def ledger(con: duckdb.DuckDBPyConnection, file: str | None = None) -> list[dict]:
-    sql = "select * from raw.load_ledger"
-    params: list = []
-    if file:
-        sql += " where file = ?"
-        params.append(file)
-    return query(con, sql + " order by load_seq", params)
-
-
 def hmac_hex(text: str, key: bytes = KEY) -> str:
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
-
-
-def assert_counts_consistent(con: duckdb.DuckDBPyConnection) -> None:
-    """rows_read = rows_loaded + rows_rejected, and the tables agree with the ledger."""
-    for row in ledger(con):
-        assert row["rows_read"] == row["rows_loaded"] + row["rows_rejected"], row
-        n_rejects = scalar(
-            con, "select count(*) from raw.rejected_rows where load_id = ?", [row["load_id"]]
-        )
-        assert n_rejects == row["rows_rejected"], row
-        if row["status"] == "loaded" and row["entity"] is not None:
-            table = loader_module.ENTITY_TABLES[row["entity"]]
-            n_rows = scalar(
-                con, f"select count(*) from raw.{table} where _load_id = ?", [row["load_id"]]
-            )
-            assert n_rows == row["rows_loaded"], row
-
-
-@pytest.fixture
-def config() -> Config:
-    return copy.deepcopy(load_config())
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    path = tmp_path / "landing"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    yield connection
-    connection.close()
-
-
-def ingest(con, landing, config, key: bytes = KEY):
-    summary = ingest_landing(con, landing, config, key)
-    assert_counts_consistent(con)
-    return summary
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -193,6 +111,49 @@ EXPECTED_LEG_COLUMNS = [
 ]
 
 
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def raw_tables_section() -> str:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    return text[text.index("## Raw tables") :].split("\n## ", 1)[0]
+
+
+def documented_raw_tables() -> list[str]:
+    return re.findall(r"^\| `raw\.(\w+)` \|", raw_tables_section(), re.MULTILINE)
+
+
+def documented_crm_columns() -> dict[str, list[tuple[str, str]]]:
+    """The CRM/marketing tables as docs/architecture.md ("Raw tables") states them.
+
+    The export columns as VARCHAR in the documented order, then the normalized columns in the
+    order the section gives the rules (phone columns, then timestamps), then the load metadata.
+    """
+    section = raw_tables_section()
+    meta_names = re.findall(r"`(_\w+)`\s+\(", section.split("Normalized columns", 1)[0])
+    meta = EXPECTED_LEG_COLUMNS[-len(meta_names) :]  # the same on every data table
+    assert [name for name, _ in meta] == meta_names
+    phone_rule, stamp_rule = section.split("- phone `<col>`", 1)[1].split("- timestamp `<col>`", 1)
+    suffixes = re.findall(r"`<col>(_\w+)`\s+\((\w+)", phone_rule)
+    [(stamp_suffix, stamp_type)] = re.findall(r"`<col>(_\w+)`\s+\((\w+)", stamp_rule)
+    tables = {}
+    for table, exports, normalized in re.findall(
+        r"^\| `raw\.((?:crm|marketing)_\w+)` \| `([^`]+)` \| (.*?) \|$", section, re.MULTILINE
+    ):
+        phone_list = re.search(r"phone col(?:umn)?s for ((?:`\w+`(?:, )?)+)", normalized)
+        phones = re.findall(r"`(\w+)`", phone_list.group(1)) if phone_list else []
+        rest = normalized.replace(phone_list.group(0), "") if phone_list else normalized
+        stamps = re.findall(r"`(\w+)`", rest)
+        assert all(name.endswith(stamp_suffix) for name in stamps), (table, stamps)
+        tables[table] = [
+            *((name, "VARCHAR") for name in exports.split(", ")),
+            *((f"{phone}{suffix}", typ) for phone in phones for suffix, typ in suffixes),
+            *((name, stamp_type) for name in stamps),
+            *meta,
+        ]
+    return tables
+
+
 def columns(con, table: str) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute(f"describe raw.{table}").fetchall()]
 
@@ -227,30 +188,25 @@ def test_every_raw_table_exists_without_any_file(con, landing, config):
         ("raw_text", "VARCHAR"),
         ("reason", "VARCHAR"),
     ]
-    contacts = dict(columns(con, "crm_contacts"))
-    assert contacts["mobile_phone_key"] == "VARCHAR"
-    assert contacts["created_at_utc"] == "TIMESTAMP"
-    assert contacts["phone_digits"] == "INTEGER"
-    assert dict(columns(con, "crm_opportunities"))["closed_at_utc"] == "TIMESTAMP"
-    assert dict(columns(con, "crm_activities"))["logged_at_utc"] == "TIMESTAMP"
-    assert dict(columns(con, "crm_form_submissions"))["submitted_at_utc"] == "TIMESTAMP"
-    tracking = dict(columns(con, "marketing_tracking_numbers"))
-    assert tracking["tracking_number_e164"] == "VARCHAR"
-    assert tracking["valid_to_utc"] == "TIMESTAMP"
-    for table in (
-        "telephony_legs",
+    for table in documented_raw_tables():
+        assert scalar(con, f"select count(*) from raw.{table}") == 0
+    # the connection is left with no open result (DuckDB 2.0 would refuse con.sql otherwise)
+    assert con.sql("select 1").fetchall() == [(1,)]
+
+
+def test_crm_tables_match_the_documented_contract(con, landing, config):
+    """The DDL derived from the entity specs is the one docs/architecture.md promises."""
+    documented = documented_crm_columns()
+    assert set(documented) == {
         "crm_contacts",
         "crm_opportunities",
         "crm_activities",
         "crm_form_submissions",
         "marketing_tracking_numbers",
-        "crm_contact_identities",
-        "load_ledger",
-        "rejected_rows",
-    ):
-        assert scalar(con, f"select count(*) from raw.{table}") == 0
-    # the connection is left with no open result (DuckDB 2.0 would refuse con.sql otherwise)
-    assert con.sql("select 1").fetchall() == [(1,)]
+    }
+    ingest(con, landing, config)
+    for table, expected in documented.items():
+        assert columns(con, table) == expected, table
 
 
 def test_missing_landing_dir_is_an_error(con, tmp_path, config):

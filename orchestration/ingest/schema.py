@@ -2,12 +2,20 @@
 
 Every data table holds the export columns as VARCHAR exactly as read (an empty cell is an
 empty string, never NULL), the normalized columns computed at load, then the load metadata
-`_file`, `_line`, `_load_id`, `_load_seq`.
+`_file`, `_line`, `_load_id`, `_load_seq`. The CRM and marketing tables are derived from their
+entity specs (`entities.ENTITIES`), which the CRM reader uses too.
 """
 
 from __future__ import annotations
 
 import duckdb
+
+from orchestration.ingest.entities import (  # noqa: F401  (PHONE_SUFFIXES: re-exported)
+    ENTITIES,
+    PHONE_SUFFIXES,
+    phone_columns,
+    timestamp_column,
+)
 
 SCHEMA = "raw"
 
@@ -17,22 +25,6 @@ META_COLUMNS: list[tuple[str, str]] = [
     ("_load_id", "VARCHAR"),
     ("_load_seq", "BIGINT"),
 ]
-
-PHONE_SUFFIXES: list[tuple[str, str]] = [
-    ("_e164", "VARCHAR"),
-    ("_is_valid", "BOOLEAN"),
-    ("_is_unknown", "BOOLEAN"),
-    ("_key", "VARCHAR"),
-    ("_digits", "INTEGER"),
-]
-
-
-def phone_columns(col: str) -> list[tuple[str, str]]:
-    return [(f"{col}{suffix}", typ) for suffix, typ in PHONE_SUFFIXES]
-
-
-def timestamp_column(col: str) -> tuple[str, str]:
-    return (f"{col}_utc", "TIMESTAMP")
 
 
 def _varchar(*names: str) -> list[tuple[str, str]]:
@@ -72,17 +64,19 @@ QUEUE_EVENT_COLUMNS: tuple[str, ...] = (
     "data5",
 )
 
+# Phone columns of a leg (normalized at load, re-keyed when the hash key changes).
+LEG_PHONES: tuple[str, ...] = ("from_number", "to_number")
+
 # Per-row normalized columns of a leg, in the order the telephony readers produce them.
 LEG_ROW_NORMALIZED: list[tuple[str, str]] = [
     ("site_resolved", "VARCHAR"),
     ("status_normalized", "VARCHAR"),
     ("direction_normalized", "VARCHAR"),
-    ("started_at_utc", "TIMESTAMP"),
-    ("answered_at_utc", "TIMESTAMP"),
-    ("ended_at_utc", "TIMESTAMP"),
+    timestamp_column("started_at"),
+    timestamp_column("answered_at"),
+    timestamp_column("ended_at"),
     ("talk_seconds_num", "DOUBLE"),
-    *phone_columns("from_number"),
-    *phone_columns("to_number"),
+    *(pair for column in LEG_PHONES for pair in phone_columns(column)),
 ]
 # Per-file constants of a leg.
 LEG_FILE_CONSTANTS: list[tuple[str, str]] = [
@@ -97,82 +91,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         *LEG_ROW_NORMALIZED,
         *META_COLUMNS,
     ],
-    "crm_contacts": [
-        *_varchar(
-            "contact_id",
-            "phone",
-            "mobile_phone",
-            "email",
-            "created_at",
-            "updated_at",
-            "lifecycle",
-            "owner",
-        ),
-        *phone_columns("phone"),
-        *phone_columns("mobile_phone"),
-        timestamp_column("created_at"),
-        timestamp_column("updated_at"),
-        *META_COLUMNS,
-    ],
-    "crm_opportunities": [
-        *_varchar(
-            "opportunity_id",
-            "contact_id",
-            "created_at",
-            "stage",
-            "amount",
-            "closed_at",
-            "is_won",
-            "is_closed",
-        ),
-        timestamp_column("created_at"),
-        timestamp_column("closed_at"),
-        *META_COLUMNS,
-    ],
-    "crm_activities": [
-        *_varchar(
-            "activity_id",
-            "contact_id",
-            "activity_type",
-            "logged_at",
-            "phone",
-            "pbx_call_id",
-            "disposition",
-            "duration_seconds",
-        ),
-        *phone_columns("phone"),
-        timestamp_column("logged_at"),
-        *META_COLUMNS,
-    ],
-    "crm_form_submissions": [
-        *_varchar(
-            "submission_id",
-            "submitted_at",
-            "phone",
-            "email",
-            "form_type",
-            "source",
-            "campaign",
-        ),
-        *phone_columns("phone"),
-        timestamp_column("submitted_at"),
-        *META_COLUMNS,
-    ],
-    "marketing_tracking_numbers": [
-        *_varchar(
-            "tracking_number",
-            "campaign",
-            "source",
-            "channel",
-            "default_intent",
-            "valid_from",
-            "valid_to",
-        ),
-        *phone_columns("tracking_number"),
-        timestamp_column("valid_from"),
-        timestamp_column("valid_to"),
-        *META_COLUMNS,
-    ],
+    # CRM and marketing exports: declared once, by their entity specs (entities.py).
+    **{spec.table: [*spec.table_columns, *META_COLUMNS] for spec in ENTITIES.values()},
     "crm_contact_identities": [
         ("contact_id", "VARCHAR"),
         ("identity_id", "VARCHAR"),
@@ -227,11 +147,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 
 DATA_TABLES: tuple[str, ...] = (
     "telephony_legs",
-    "crm_contacts",
-    "crm_opportunities",
-    "crm_activities",
-    "crm_form_submissions",
-    "marketing_tracking_numbers",
+    *(spec.table for spec in ENTITIES.values()),
     "asterisk_queue_events",
 )
 
@@ -240,11 +156,8 @@ SIDE_TABLES: tuple[str, ...] = ("asterisk_clock_checks",)
 
 # Phone columns of each data table (for re-keying).
 PHONE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "telephony_legs": ("from_number", "to_number"),
-    "crm_contacts": ("phone", "mobile_phone"),
-    "crm_activities": ("phone",),
-    "crm_form_submissions": ("phone",),
-    "marketing_tracking_numbers": ("tracking_number",),
+    "telephony_legs": LEG_PHONES,
+    **{spec.table: spec.phones for spec in ENTITIES.values() if spec.phones},
 }
 
 
