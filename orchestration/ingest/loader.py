@@ -24,6 +24,7 @@ import pandas as pd
 from orchestration.config import Config
 from orchestration.ingest.crm import ENTITIES, CrmContext, EntitySpec, entity_for, read_entity
 from orchestration.ingest.csvtext import CsvText
+from orchestration.ingest.fastpath import ColumnarPlan
 from orchestration.ingest.identity import rebuild_contact_identities
 from orchestration.ingest.normalize import (
     PhoneNormalizer,
@@ -57,6 +58,7 @@ LANDING_SUBDIRS: tuple[str, ...] = ("crm", "marketing", "telephony")
 TELEPHONY_ENTITY = "telephony"
 DUPLICATE_PREFIX = "duplicate of "
 GZIP_MAGIC = b"\x1f\x8b"
+COMMIT_ROWS = 500_000  # rows written per transaction at most (see _Ingest._transaction)
 _FINGERPRINT_INPUT = "ringledger:hash-key-fingerprint"
 
 ENTITY_TABLES: dict[str, str] = {
@@ -80,6 +82,7 @@ class FileOutcome:
     rows_loaded: int = 0
     rows_rejected: int = 0
     reason: str | None = None
+    columnar: bool = False  # read by the columnar path (fastpath.py)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class IngestSummary:
     rows_loaded_by_table: dict[str, int] = field(default_factory=dict)  # in this run
     table_row_counts: dict[str, int] = field(default_factory=dict)  # every raw table, after
     files: list[FileOutcome] = field(default_factory=list)
+    files_columnar: int = 0  # files read by the columnar path (fastpath.py)
 
 
 # -- discovery ----------------------------------------------------------------------------
@@ -279,9 +283,19 @@ def _side_frame(table: str, names: list[str], rows: list[tuple]) -> pd.DataFrame
 
 class _Ingest:
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, landing_dir: Path, config: Config, hash_key: bytes
+        self,
+        con: duckdb.DuckDBPyConnection,
+        landing_dir: Path,
+        config: Config,
+        hash_key: bytes,
+        columnar: bool = True,
     ):
         self.con = con
+        self.columnar: ColumnarPlan | None = None  # set by ingest_landing when enabled
+        self.use_columnar = columnar
+        self._open = False  # a transaction is open (see _transaction)
+        self._pending = 0  # rows written in it
+        self._chunk: int | None = None  # the columnar chunk of the files in it
         self.landing = landing_dir
         self.config = config
         self.phones = PhoneNormalizer(hash_key, config.unknown_markers)
@@ -297,6 +311,11 @@ class _Ingest:
     # .. one file ..........................................................................
     def process(self, cand: Candidate) -> None:
         self.summary.files_seen += 1
+        # files of one columnar chunk share a transaction; any other file starts its own
+        chunk = self.columnar.chunk_of(cand.rel) if self.columnar else None
+        if chunk is None or chunk != self._chunk:
+            self.commit()
+        self._chunk = chunk
         entity = (
             TELEPHONY_ENTITY
             if cand.directory == "telephony"
@@ -345,13 +364,18 @@ class _Ingest:
                 raise FileRefused("no recognizable header (no content)")
             if first[2] is None:
                 raise FileRefused(f"no recognizable header ({first[3]})")
-            if cand.spec is not None:
+            columnar = self.columnar.parsed(cand.rel, digest) if self.columnar else None
+            if columnar is not None:
+                parsed = columnar
+            elif cand.spec is not None:
                 parsed = read_entity(cand.spec, first, records, csv_text, self._crm_context(cand))
             else:
                 parsed, fmt = self._read_telephony(cand, first, records, csv_text)
         except FileRefused as refused:
             self._refuse(cand, digest, str(refused), entity, fmt)
             return
+        if parsed.relation:
+            self.summary.files_columnar += 1
         self._write(cand, digest, entity, parsed.format, parsed, reason=None, old=current)
 
     def _read_telephony(
@@ -460,13 +484,20 @@ class _Ingest:
                     "WHERE file = ? AND status = 'loaded'",
                     [cand.rel],
                 )
-            if parsed is not None and parsed.rows:
+            if parsed is not None and (parsed.relation or parsed.rows):
                 extra = ", ?::VARCHAR AS _file, ?::VARCHAR AS _load_id, ?::BIGINT AS _load_seq"
                 params: list[Any] = [cand.rel, load_id, seq]
                 for name, value in parsed.constants.items():
                     extra += f", ?::VARCHAR AS {name}"
                     params.append(value)
-                _insert_frame(self.con, parsed.table, _rows_frame(parsed), extra, params)
+                if parsed.relation:
+                    self.con.execute(
+                        f"INSERT INTO raw.{parsed.table} BY NAME "
+                        f"SELECT * EXCLUDE (_bad){extra} FROM {parsed.relation}",
+                        params,
+                    )
+                else:
+                    _insert_frame(self.con, parsed.table, _rows_frame(parsed), extra, params)
             if parsed is not None:
                 meta = ", ?::VARCHAR AS _file, ?::VARCHAR AS _load_id, ?::BIGINT AS _load_seq"
                 for table, (names, rows) in parsed.side_rows.items():
@@ -503,7 +534,7 @@ class _Ingest:
                 seq,
             )
 
-        self._transaction(body)
+        self._transaction(body, rows_read)
         self.state.replace(cand.rel, digest, entity, duplicate=parsed is None)
         s = self.summary
         s.files_loaded += 1
@@ -514,7 +545,17 @@ class _Ingest:
         if parsed is not None:
             s.rows_loaded_by_table[parsed.table] += rows_loaded
         status = "duplicate" if parsed is None else "loaded"
-        s.files.append(FileOutcome(cand.rel, status, rows_read, rows_loaded, rows_rejected, reason))
+        s.files.append(
+            FileOutcome(
+                cand.rel,
+                status,
+                rows_read,
+                rows_loaded,
+                rows_rejected,
+                reason,
+                columnar=bool(parsed is not None and parsed.relation),
+            )
+        )
 
     def _ledger_row(
         self,
@@ -550,15 +591,38 @@ class _Ingest:
             ],
         )
 
-    def _transaction(self, body) -> None:
-        """All writes of one file in one transaction: a crash never leaves half a file."""
-        self.con.begin()
+    def _transaction(self, body, rows: int = 0) -> None:
+        """All writes of one file in one transaction: a crash never leaves half a file.
+
+        Consecutive files of one columnar chunk (fastpath.py) share the transaction until
+        COMMIT_ROWS rows are written (per-file commits cost ~40% of a columnar ingest; big
+        transactions write their rows straight to the database file), so a crash loses at
+        most those files' work, which the next run redoes. Every other file commits alone."""
+        if not self._open:
+            self.con.begin()
+            self._open = True
         try:
             body()
-            self.con.commit()
         except BaseException:
-            self.con.rollback()
+            self.rollback()
             raise
+        self._pending += rows
+        if self._pending >= COMMIT_ROWS:
+            self.commit()
+
+    def rollback(self) -> None:
+        """Roll the open transaction back, if any."""
+        if self._open:
+            self._open = False
+            self._pending = 0
+            self.con.rollback()
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any."""
+        if self._open:
+            self._open = False
+            self._pending = 0
+            self.con.commit()
 
     # .. hashing key .......................................................................
     def rekey_if_needed(self) -> bool:
@@ -643,32 +707,50 @@ def ingest_landing(
     config: Config,
     hash_key: bytes,
     progress: bool = False,
+    columnar: bool = True,
 ) -> IngestSummary:
-    """Load every new or corrected export of `landing_dir` into schema `raw`."""
+    """Load every new or corrected export of `landing_dir` into schema `raw`.
+
+    `columnar=False` reads every file with the row readers (the columnar path,
+    fastpath.py, loads the same rows; tests compare the two)."""
     if not hash_key:
         raise ValueError("hash_key must not be empty")
     landing_dir = Path(landing_dir)
     create_raw_tables(con)
     if not landing_dir.is_dir():
         raise FileNotFoundError(f"landing directory not found: {landing_dir}")
-    run = _Ingest(con, landing_dir, config, hash_key)
-    if run.rekey_if_needed():
+    run = _Ingest(con, landing_dir, config, hash_key, columnar)
+    rekeyed = run.rekey_if_needed()
+    run.commit()
+    if rekeyed:
         log.warning("hashing key changed since the last ingest: stored *_key columns recomputed")
     candidates = discover(landing_dir)
-    prime_new_files(run, candidates)  # a speed-up only: warms the phone-number cache
-    if progress and candidates:
-        from rich.console import Console
-        from rich.progress import Progress
+    if run.use_columnar:
+        run.columnar = ColumnarPlan(run, candidates)
+    planned = run.columnar.planned if run.columnar else set()
+    # a speed-up only: warms the phone-number cache for the files the row readers will read
+    prime_new_files(run, [c for c in candidates if c.rel not in planned])
+    try:
+        if progress and candidates:
+            from rich.console import Console
+            from rich.progress import Progress
 
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("ingest", total=len(candidates))
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("ingest", total=len(candidates))
+                for cand in candidates:
+                    bar.update(task, description=f"ingest {cand.rel}")
+                    run.process(cand)
+                    bar.advance(task)
+        else:
             for cand in candidates:
-                bar.update(task, description=f"ingest {cand.rel}")
                 run.process(cand)
-                bar.advance(task)
-    else:
-        for cand in candidates:
-            run.process(cand)
+        run.commit()
+    except BaseException:
+        run.rollback()  # like a crash: the files of the open transaction load next time
+        raise
+    finally:
+        if run.columnar:
+            run.columnar.close()
     rebuild_contact_identities(con)
     summary = run.summary
     for table in TABLES:

@@ -106,6 +106,11 @@ class PhoneNormalizer:
         self._cache[cache_key] = result
         return result
 
+    @property
+    def markers(self) -> frozenset[str]:
+        """The unknown-caller markers, lower-cased and stripped."""
+        return frozenset(self._markers)
+
     def prime(self, values: Iterable[tuple[str, str]], workers: int | None = None) -> int:
         """Warm the cache for many `(raw, region)` values at once: the distinct canonical keys
         not seen yet are parsed in a pool of processes when there are many. A pure speed-up:
@@ -119,11 +124,23 @@ class PhoneNormalizer:
             if not text or text.lower() in markers:
                 continue
             key = canonical_phone_key(text)
-            if key is not None and (key, region) not in self._by_key:
+            if key is not None:
                 todo[(key, region)] = None
-        pending = list(todo)
+        return self.prime_keys(todo, workers)
+
+    def prime_keys(self, keys: Iterable[tuple[str, str]], workers: int | None = None) -> int:
+        """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`)."""
+        pending = [pair for pair in dict.fromkeys(keys) if pair not in self._by_key]
         self._by_key.update(zip(pending, parse_e164_many(pending, workers), strict=True))
         return len(pending)
+
+    def e164_of_key(self, key: str, region: str) -> str | None:
+        """E.164 of a canonical key read in `region`, None when not a valid number."""
+        by_key = (key, region)
+        if by_key in self._by_key:
+            return self._by_key[by_key]
+        e164 = self._by_key[by_key] = _e164_or_none(key, region)
+        return e164
 
     def _normalize(self, raw: str, region: str) -> PhoneValues:
         digits = sum(1 for ch in raw if ch in _DIGITS)
@@ -133,14 +150,10 @@ class PhoneNormalizer:
         key = canonical_phone_key(text)
         if key is not None:
             # formatting-only variants of one number share one phonenumbers call
-            by_key = (key, region)
-            if by_key in self._by_key:
-                e164 = self._by_key[by_key]
-            else:
-                e164 = self._by_key[by_key] = _e164_or_none(key, region)
+            e164 = self.e164_of_key(key, region)
             if e164 is None:
                 return (None, False, False, self.hmac_hex(text), digits)
-            return (e164, True, False, self._e164_hmac(e164), digits)
+            return (e164, True, False, self.e164_hmac(e164), digits)
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
@@ -148,9 +161,10 @@ class PhoneNormalizer:
         if not phonenumbers.is_valid_number(number) or _has_letters(text):
             return (None, False, False, self.hmac_hex(text), digits)
         e164 = phonenumbers.format_number(number, _E164)  # E.164 never carries the extension
-        return (e164, True, False, self._e164_hmac(e164), digits)
+        return (e164, True, False, self.e164_hmac(e164), digits)
 
-    def _e164_hmac(self, e164: str) -> str:
+    def e164_hmac(self, e164: str) -> str:
+        """HMAC of an E.164 (cached: many raw spellings share one number)."""
         key = self._hmacs.get(e164)
         if key is None:
             key = self._hmacs[e164] = self.hmac_hex(e164)
@@ -261,12 +275,23 @@ class TimestampParser:
         except OverflowError:
             raise RowReject(f"unparseable timestamp in {column}: {text!r} (out of range)") from None
 
-    def _offset(self, wall: datetime, zone: ZoneInfo, column: str, text: str) -> timedelta:
-        hour = wall.replace(minute=0, second=0, microsecond=0, fold=0)
+    def hour_offset(self, hour: datetime, zone: ZoneInfo) -> timedelta | None:
+        """The UTC offset of every wall time of a local hour, None when the hour has a DST
+        gap or an offset change inside it (such values are resolved one by one)."""
+        try:
+            entry = self._hour(hour, zone)
+        except OverflowError:  # near datetime's limits: the row reader rejects such values
+            return None
+        return entry if isinstance(entry, timedelta) else None
+
+    def _hour(self, hour: datetime, zone: ZoneInfo) -> timedelta | str:
         entry = self._hours.get((zone, hour))
         if entry is None:
-            entry = self._hour_entry(hour, zone)
-            self._hours[(zone, hour)] = entry
+            entry = self._hours[(zone, hour)] = self._hour_entry(hour, zone)
+        return entry
+
+    def _offset(self, wall: datetime, zone: ZoneInfo, column: str, text: str) -> timedelta:
+        entry = self._hour(wall.replace(minute=0, second=0, microsecond=0, fold=0), zone)
         if entry is _MIXED:
             entry = _wall_offset(wall.replace(fold=0), zone)
         if entry is None or entry is _GAP:

@@ -30,10 +30,14 @@ class ParsedFile:
     # Rows for other raw tables (schema.SIDE_TABLES): table -> (columns, rows); written with
     # the file's `_file`, `_load_id`, `_load_seq` in the same transaction.
     side_rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = field(default_factory=dict)
+    # Columnar path (fastpath.py): the rows are in this temporary DuckDB relation instead of
+    # `rows` (its columns: `row_columns`, `_line`, and `_bad`, all false).
+    relation: str | None = None
+    relation_rows: int = 0
 
     @property
     def rows_loaded(self) -> int:
-        return len(self.rows)
+        return self.relation_rows if self.relation else len(self.rows)
 
     @property
     def rows_rejected(self) -> int:

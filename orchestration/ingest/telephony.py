@@ -170,6 +170,24 @@ def _status_key(value: str) -> str:
     return value.strip().lower().replace("-", "_").replace(" ", "_")
 
 
+def status_label(value: str) -> str:
+    """The generic status of an export's status text, '' when it is not one."""
+    candidate = _status_key(value)
+    return candidate if candidate in GENERIC_STATUSES else ""
+
+
+def direction_label(value: str) -> str:
+    """The generic direction of an export's direction text, '' when it is not one."""
+    candidate = value.strip().lower()
+    return candidate if candidate in GENERIC_DIRECTIONS else ""
+
+
+def resolve_site(text: str, sites: dict[str, SiteInfo], file_site: SiteInfo) -> SiteInfo | None:
+    """The site a leg's `site` text names (empty: the file's site); None when unknown."""
+    key = text.strip().lower()
+    return sites.get(key) if key else file_site
+
+
 def read_generic(
     first: Record, records: Iterator[Record], text: CsvText, ctx: TelephonyContext
 ) -> ParsedFile:
@@ -222,21 +240,15 @@ def read_generic(
                 raise RowReject("missing call_id")
             status_norm = statuses.get(status)
             if status_norm is None:
-                candidate = _status_key(status)
-                status_norm = candidate if candidate in GENERIC_STATUSES else ""
-                statuses[status] = status_norm
+                status_norm = statuses[status] = status_label(status)
             if not status_norm:
                 raise RowReject(f"unknown status {status!r}")
-            direction_norm = direction.strip().lower()
-            if direction_norm not in GENERIC_DIRECTIONS:
+            direction_norm = direction_label(direction)
+            if not direction_norm:
                 raise RowReject(f"unknown direction {direction!r}")
-            site_key = site_text.strip().lower()
-            if site_key:
-                site = sites.get(site_key)
-                if site is None:
-                    raise RowReject(f"unknown site {site_text!r}")
-            else:
-                site = file_site
+            site = resolve_site(site_text, sites, file_site)
+            if site is None:
+                raise RowReject(f"unknown site {site_text!r}")
             zone = site.zone
             started = parse_ts(started_at, zone, "started_at")
             ended = parse_ts(ended_at, zone, "ended_at")

@@ -1,0 +1,254 @@
+"""The columnar path (orchestration/ingest/fastpath.py, phonemap.py) loads exactly what the row
+readers load: same rows, rejects and ledger, table by table, on generated data (every fault
+the generator injects) and on hand-written edge cases; files it cannot be sure of go to the
+row readers."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from orchestration.config import load_config
+from orchestration.generator import FAULTS
+from orchestration.ingest import ingest_landing
+from orchestration.ingest.normalize import PhoneNormalizer
+from orchestration.ingest.phonemap import build_phone_map
+from orchestration.ingest.schema import TABLES
+from conftest import generate_sample
+from ingest_helpers import KEY, put
+
+# Columns that differ between two loads of the same files by design.
+VOLATILE = {"_load_id", "load_id", "loaded_at"}
+HEADER = (
+    "call_id,parent_call_id,direction,started_at,answered_at,ended_at,from_number,to_number,"
+    "status,queue,ivr_selection,agent_id,disposition,site,talk_seconds\n"
+)
+
+
+def _load_both(tmp_path, landing):
+    """Ingest `landing` with and without the columnar path; both warehouses, the summaries."""
+    config = load_config()
+    cons, summaries = {}, {}
+    for columnar in (True, False):
+        con = duckdb.connect(str(tmp_path / f"w_{columnar}.duckdb"))
+        summaries[columnar] = ingest_landing(con, landing, config, KEY, columnar=columnar)
+        cons[columnar] = con
+    return cons, summaries
+
+
+def _assert_same_raw(cons) -> None:
+    for table, columns in TABLES.items():
+        names = ", ".join(name for name, _ in columns if name not in VOLATILE)
+        rows = {
+            columnar: sorted(
+                map(repr, con.execute(f"SELECT {names} FROM raw.{table}").fetchall())
+            )
+            for columnar, con in cons.items()
+        }
+        assert rows[True] == rows[False], table
+
+
+def _columnar_files(summary) -> set[str]:
+    return {f.file for f in summary.files if f.columnar}
+
+
+def test_generated_data_loads_identically(tmp_path):
+    landing = tmp_path / "landing"
+    generate_sample(landing, days=6, calls_per_day=60, inject=list(FAULTS))
+    cons, summaries = _load_both(tmp_path, landing)
+    _assert_same_raw(cons)
+    columnar = _columnar_files(summaries[True])
+    # the clean daily files took the columnar path, the malformed ones did not
+    assert any(f.startswith("telephony/") for f in columnar)
+    assert any(f.startswith("crm/contacts") for f in columnar)
+    assert not _columnar_files(summaries[False])
+    rejected = {f.file for f in summaries[True].files if f.rows_rejected}
+    assert rejected and not rejected & columnar
+    assert summaries[True].rows_loaded == summaries[False].rows_loaded
+
+
+ROW = "{id},,inbound,{start},{answer},{end},{frm},+12125550100,{status},sales,,,,{site},{talk}\n"
+
+
+def _legs(*rows: dict) -> str:
+    base = {
+        "answer": "",
+        "frm": "+12125550123",
+        "status": "no_answer",
+        "site": "nyc",
+        "talk": "",
+    }
+    return HEADER + "".join(ROW.format(**{**base, **row}) for row in rows)
+
+
+# Files the columnar path must read itself (and load as the row reader does).
+COLUMNAR_CASES = {
+    "offsets": _legs(
+        {"id": "a1", "start": "2025-03-03T10:00:00Z", "end": "2025-03-03T10:01:00Z"},
+        {"id": "a2", "start": "2025-03-03T10:00:00+05:30", "end": "2025-03-03T10:01:00.5+05:30"},
+        {"id": "a3", "start": "2025-03-03T10:00:00-03:00", "end": "2025-03-03 10:02:00.123456-03:00"},
+        {"id": "a4", "start": "2025-03-03", "end": "2025-03-03T00:00:09"},
+    ),
+    "local_dst": _legs(
+        # New York: 2025-11-02 01:00-01:59 happens twice (fold=0: the earlier, EDT);
+        # 2025-03-09 is a spring-forward day outside its gap hour
+        {"id": "b1", "start": "2025-11-02T01:30:00", "end": "2025-11-02T01:40:00"},
+        {"id": "b2", "start": "2025-03-09T01:59:59.999999", "end": "2025-03-09T03:00:01"},
+        {"id": "b3", "start": "2025-07-01T12:00:00", "end": "2025-07-01T12:00:00", "site": "lax"},
+        {"id": "b4", "start": "2025-07-01T12:00:00", "end": "2025-07-01T12:00:30", "site": " NYC "},
+        {"id": "b5", "start": "2025-07-01T12:00:00", "end": "2025-07-01T12:00:30", "site": ""},
+    ),
+    "answered_and_talk": _legs(
+        {
+            "id": "c1",
+            "start": "2025-05-05T09:00:00",
+            "answer": "2025-05-05T09:00:07.25",
+            "end": "2025-05-05T09:03:00",
+            "status": "Answered",
+        },
+        {
+            "id": "c2",
+            "start": "2025-05-05T09:00:00",
+            "answer": "2025-05-05T09:00:07",
+            "end": "2025-05-05T09:03:00",
+            "status": "answered",
+            "talk": "150.5",
+        },
+        {"id": "c3", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:00:04", "status": "No-Answer"},
+    ),
+    "phones": _legs(
+        {"id": "d1", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "(212) 555-0123"},
+        {"id": "d2", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "212.555.0123"},
+        {"id": "d3", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "Anonymous"},
+        {"id": "d4", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": ""},
+        {"id": "d5", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "1-800-FLOWERS"},
+        {"id": "d6", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "212-555-0123 x12"},
+        {"id": "d7", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "555-0100"},
+        {"id": "d8", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": " +44 20 7946 0958 "},
+        {"id": "d9", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "+1 (555) 010-0100"},
+        {"id": "d10", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "  "},
+        {"id": "d11", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "+"},
+        {"id": "d12", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "frm": "2125550123"},
+    ),
+    "crlf_header_only": HEADER.replace("\n", "\r\n"),
+    "crlf": _legs(
+        {"id": "e1", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}
+    ).replace("\n", "\r\n"),
+}
+
+# Files the columnar path must hand to the row reader (which rejects or reads them).
+ROW_READER_CASES = {
+    "dst_gap": _legs({"id": "f1", "start": "2025-03-09T02:30:00", "end": "2025-03-09T03:10:00"}),
+    "duplicate_id": _legs(
+        {"id": "f2", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"},
+        {"id": "f2", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:02:00"},
+    ),
+    "padded_id": _legs({"id": " f3", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}),
+    "bad_status": _legs(
+        {"id": "f4", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "status": "lost"}
+    ),
+    "exponent_talk": _legs(
+        {"id": "f5", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "talk": "1e1"}
+    ),
+    "ended_before": _legs({"id": "f6", "start": "2025-05-05T09:00:00", "end": "2025-05-05T08:01:00"}),
+    "quoted": _legs(
+        {"id": "f7", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}
+    ).replace("f7,", '"f7",'),
+    "blank_line": _legs({"id": "f8", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"})
+    + "\n",
+    "short_row": _legs({"id": "f9", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"})
+    + "f10,,inbound\n",
+    "unknown_site": _legs(
+        {"id": "f11", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "site": "sfo"}
+    ),
+    "missing_start": _legs({"id": "f15", "start": "", "end": "2025-05-05T09:01:00"}),
+    "missing_end": _legs({"id": "f16", "start": "2025-05-05T09:00:00", "end": ""}),
+    "answered_outside": _legs(
+        {
+            "id": "f17",
+            "start": "2025-05-05T09:00:00",
+            "answer": "2025-05-05T09:05:00",
+            "end": "2025-05-05T09:01:00",
+        }
+    ),
+    "too_long": _legs({"id": "f18", "start": "2025-05-05T09:00:00", "end": "2025-05-07T09:00:00"}),
+    "talk_too_long": _legs(
+        {"id": "f19", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "talk": "999999"}
+    ),
+    "oversize_field": _legs(
+        {"id": "f20", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}
+    ).replace("sales", "s" * 70_000),
+    "hour_24": _legs({"id": "f12", "start": "2025-05-05T24:00:00", "end": "2025-05-05T23:01:00"}),
+    "compact_offset": _legs(
+        {"id": "f13", "start": "2025-05-05T09:00:00+0100", "end": "2025-05-05T09:01:00+0100"}
+    ),
+    "latin1": _legs({"id": "f14", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"})
+    .replace("sales", "caf\u00e9")
+    .encode("cp1252"),
+}
+
+
+def test_edge_cases_load_identically_and_take_the_expected_path(tmp_path):
+    landing = tmp_path / "landing"
+    for name, content in {**COLUMNAR_CASES, **ROW_READER_CASES}.items():
+        put(landing, f"telephony/{name}.csv", content)
+    put(
+        landing,
+        "marketing/tracking_numbers.csv",
+        "tracking_number,campaign,source,channel,default_intent,valid_from,valid_to\n"
+        "+12125550120,brand,google,paid_search,high_intent,2024-09-08,\n"
+        "+13105550121,mail,direct_mail,print,,2024-09-08,2025-02-25T10:00:00Z\n",
+    )
+    cons, summaries = _load_both(tmp_path, landing)
+    _assert_same_raw(cons)
+    columnar = _columnar_files(summaries[True])
+    expected = {f"telephony/{name}.csv" for name in COLUMNAR_CASES}
+    assert expected | {"marketing/tracking_numbers.csv"} == columnar
+
+
+@pytest.mark.parametrize("region", ["US", "GB"])
+def test_phone_map_equals_the_normalizer(region):
+    raws = [
+        "",
+        " ",
+        "+",
+        "-",
+        "()",
+        "anonymous",
+        " Restricted ",
+        "(212) 555-0100",
+        "(212) 555-0123",
+        "212.555.0123",
+        "212-555-0123",
+        "+1 212 555 0123",
+        " +12125550123",
+        "+12125550123 ",
+        "12125550123",
+        "+1 (555) 010-0100",
+        "555-0100",
+        "1-800-FLOWERS",
+        "212-555-0123 x12",
+        "212-555-0123;ext=9",
+        "\t2125550123",
+        "020 7946 0958",
+        "+44 20 7946 0958",
+        "07700 900123",
+        "+33 1 23 45 67 89",
+        "0000",
+        "12",
+        "+999 1234",
+    ]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE pairs (raw VARCHAR, region VARCHAR)")
+    con.executemany("INSERT INTO pairs VALUES (?, ?)", [[raw, region] for raw in raws])
+    markers = load_config().unknown_markers
+    mapped = PhoneNormalizer(KEY, markers)
+    build_phone_map(con, "SELECT raw, region FROM pairs", mapped, "phone_map")
+    got = {
+        raw: tuple(values)
+        for raw, *values in con.execute(
+            "SELECT raw, e164, is_valid, is_unknown, key, digits FROM phone_map"
+        ).fetchall()
+    }
+    reference = PhoneNormalizer(KEY, markers)
+    assert got == {raw: reference(raw, region) for raw in raws}
