@@ -354,29 +354,33 @@ class _Ingest:
                     old=None,
                 )
                 return
-            text, encoding = decode_text(payload)
-            if encoding != "utf-8":
-                log.info("%s: not UTF-8, decoded as %s", cand.rel, encoding.upper())
-            csv_text = CsvText.from_text(text)
-            records = csv_text.records()
-            first = next(records, None)
-            if first is None:
-                raise FileRefused("no recognizable header (no content)")
-            if first[2] is None:
-                raise FileRefused(f"no recognizable header ({first[3]})")
+            # a file the columnar path read with these bytes (its header passed the row
+            # reader's checks when it was planned), else the row reader
             columnar = self.columnar.parsed(cand.rel, digest) if self.columnar else None
-            if columnar is not None:
-                parsed = columnar
-            elif cand.spec is not None:
-                parsed = read_entity(cand.spec, first, records, csv_text, self._crm_context(cand))
-            else:
-                parsed, fmt = self._read_telephony(cand, first, records, csv_text)
+            parsed = columnar or self._read_rows(cand, payload)
         except FileRefused as refused:
             self._refuse(cand, digest, str(refused), entity, fmt)
             return
         if parsed.relation:
             self.summary.files_columnar += 1
         self._write(cand, digest, entity, parsed.format, parsed, reason=None, old=current)
+
+    def _read_rows(self, cand: Candidate, payload: bytes) -> ParsedFile:
+        """The file's rows and rejects through the row readers; FileRefused when unreadable."""
+        text, encoding = decode_text(payload)
+        if encoding != "utf-8":
+            log.info("%s: not UTF-8, decoded as %s", cand.rel, encoding.upper())
+        csv_text = CsvText.from_text(text)
+        records = csv_text.records()
+        first = next(records, None)
+        if first is None:
+            raise FileRefused("no recognizable header (no content)")
+        if first[2] is None:
+            raise FileRefused(f"no recognizable header ({first[3]})")
+        if cand.spec is not None:
+            return read_entity(cand.spec, first, records, csv_text, self._crm_context(cand))
+        parsed, _ = self._read_telephony(cand, first, records, csv_text)
+        return parsed
 
     def _read_telephony(
         self, cand: Candidate, first, records: Iterator, csv_text: CsvText
