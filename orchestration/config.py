@@ -8,6 +8,7 @@ restates a threshold.
 
 from __future__ import annotations
 
+import os
 import csv
 import io
 import shutil
@@ -50,6 +51,18 @@ SEED_HEADERS: dict[str, list[str]] = {
         "columns",
     ],
 }
+
+
+# DuckDB's memory limit for the warehouse (ingest, gates, publish and dbt's connection; it
+# spills to disk beyond it). DuckDB's own default, 80% of the machine, lets one big model
+# take the memory other processes need. profiles.yml reads the same variable, which
+# `resources.WarehouseResource.dbt_environment` always sets.
+MEMORY_LIMIT_ENV = "RINGLEDGER_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+
+def memory_limit() -> str:
+    return os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
 
 
 class ConfigError(ValueError):

@@ -13,7 +13,7 @@ from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
 from orchestration import project
-from orchestration.config import Config, load_config
+from orchestration.config import MEMORY_LIMIT_ENV, Config, load_config, memory_limit
 
 
 class WarehouseResource(ConfigurableResource):
@@ -70,7 +70,11 @@ class WarehouseResource(ConfigurableResource):
     def dbt_environment(self, config: Config) -> dict[str, str]:
         """Environment for a dbt invocation: the warehouse file and, with a user's
         configuration, the merged seed directory."""
-        env = {"RINGLEDGER_WAREHOUSE": str(self.warehouse_path), "RINGLEDGER_ENGINE": self.engine_name}
+        env = {
+            "RINGLEDGER_WAREHOUSE": str(self.warehouse_path),
+            "RINGLEDGER_ENGINE": self.engine_name,
+            MEMORY_LIMIT_ENV: memory_limit(),
+        }
         if self.engine_name == "spark":
             self.spark_dir.mkdir(parents=True, exist_ok=True)
             env["RINGLEDGER_SPARK_DIR"] = str(self.spark_dir)
@@ -87,7 +91,11 @@ class WarehouseResource(ConfigurableResource):
     # -- connections ----------------------------------------------------------------
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.warehouse_path), read_only=read_only)
+        con = duckdb.connect(
+            str(self.warehouse_path),
+            read_only=read_only,
+            config={"memory_limit": memory_limit()},
+        )
         con.execute("set TimeZone = 'UTC'")
         return con
 

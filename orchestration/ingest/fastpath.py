@@ -32,6 +32,7 @@ import gzip
 import hashlib
 import io
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,17 +293,19 @@ class ColumnarPlan:
     def _build(self, chunk: Chunk) -> None:
         chunk.built = True
         chunk.out = f"{PREFIX}out_{chunk.number}"
+        started = time.perf_counter()
         reader = ChunkReader(self.con, self.run, chunk)
         try:
             chunk.clean = reader.read()
         finally:
             reader.cleanup()
         log.info(
-            "columnar: %s of %s %s files clean (%s records)",
+            "columnar: %s of %s %s files clean (%s records) in %.1f s",
             len(chunk.clean),
             len(chunk.members),
             chunk.layout.kind,
             chunk.rows,
+            time.perf_counter() - started,
         )
 
 

@@ -129,10 +129,25 @@ class PhoneNormalizer:
         return self.prime_keys(todo, workers)
 
     def prime_keys(self, keys: Iterable[tuple[str, str]], workers: int | None = None) -> int:
-        """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`)."""
+        """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`); returns
+        how many went to phonenumbers.
+
+        Keys without a `+` go first. A `+` key that is exactly the E.164 of a valid number
+        found among them needs no parse: a valid number's E.164 parses back to that number
+        in any region (the `+` fixes the country), so it is valid with itself as E.164."""
         pending = [pair for pair in dict.fromkeys(keys) if pair not in self._by_key]
-        self._by_key.update(zip(pending, parse_e164_many(pending, workers), strict=True))
-        return len(pending)
+        plain = [pair for pair in pending if not pair[0].startswith("+")]
+        self._by_key.update(zip(plain, parse_e164_many(plain, workers), strict=True))
+        valid = {e164 for e164 in self._by_key.values() if e164 is not None}
+        plus = []
+        for pair in pending:
+            if pair[0].startswith("+"):
+                if pair[0] in valid:
+                    self._by_key[pair] = pair[0]
+                else:
+                    plus.append(pair)
+        self._by_key.update(zip(plus, parse_e164_many(plus, workers), strict=True))
+        return len(plain) + len(plus)
 
     def e164_of_key(self, key: str, region: str) -> str | None:
         """E.164 of a canonical key read in `region`, None when not a valid number."""

@@ -19,11 +19,16 @@ edge cases and generated data).
 
 from __future__ import annotations
 
+import logging
+import time
+
 import duckdb
 import numpy as np
 import pandas as pd
 
 from orchestration.ingest.normalize import PhoneNormalizer
+
+log = logging.getLogger(__name__)
 
 PREFIX = "_ringledger_phone_"
 # Characters of a canonical-key value (normalize._FORMATTING plus one leading '+').
@@ -50,7 +55,14 @@ def build_phone_map(
     keys = con.execute(
         f"SELECT DISTINCT canon, region FROM {keyed} WHERE canon IS NOT NULL"
     ).fetchall()
-    phones.prime_keys(keys)
+    started = time.perf_counter()
+    parsed = phones.prime_keys(keys)
+    log.info(
+        "phone map: %s distinct keys, %s parsed in %.1f s",
+        len(keys),
+        parsed,
+        time.perf_counter() - started,
+    )
     e164 = [phones.e164_of_key(key, region) for key, region in keys]
     key_frame = pd.DataFrame(
         {

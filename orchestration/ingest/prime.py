@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import duckdb
 
+from orchestration.config import memory_limit
 from orchestration.ingest.normalize import PhoneNormalizer
 from orchestration.ingest.schema import PHONE_COLUMNS
 
@@ -38,7 +39,7 @@ def prime_phones(
     known site are primed for each of `telephony_regions`. Returns the keys parsed."""
     started = time.perf_counter()
     pairs: list[tuple[str, str]] = []
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": memory_limit()})
     try:
         if telephony:
             select = ", ".join(f'"{c}"' for c in TELEPHONY_PHONES)
