@@ -322,9 +322,9 @@ class ChunkReader:
         self.layout = chunk.layout
         self.max_bytes = int(run.config.vars["max_field_bytes"])
         self.max_seconds = float(run.config.vars["max_call_hours"]) * 3600.0
-        self.src, self.rows, self.stage = (f"{PREFIX}{n}" for n in ("src", "rows", "stage"))
+        self.src, self.stage = f"{PREFIX}src", f"{PREFIX}stage"
         self.registered: list[str] = []
-        self.tables = [self.src, self.rows, self.stage, f"{PREFIX}phones"]
+        self.tables = [self.src, self.stage, f"{PREFIX}phones"]
 
     def read(self) -> set[int]:
         members = self._load()
@@ -480,29 +480,24 @@ class ChunkReader:
         oversize = " OR ".join(
             f"coalesce(strlen(c{i}), 0) > {self.max_bytes}" for i in range(self.layout.width)
         )
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.rows} AS SELECT _fidx, _line, "
-            f"({oversize}) AS _oversize, {self._columns_sql(columns)} FROM {self.src}"
+        rows = (
+            f"SELECT _fidx, _line, ({oversize}) AS _oversize, {self._columns_sql(columns)} "
+            f"FROM {self.src}"
         )
-        self.con.execute(f"DROP TABLE {self.src}")
         items = ["r.*", *extra]
         for col in timestamps:
             parts = f"regexp_extract(r.{col}, '{TIMESTAMP_PATTERN}', ['d', 't', 'z'])"
             items.append(f"{parts} AS {col}__p")
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.stage} AS "
-            f"SELECT {', '.join(items)} FROM {self.rows} AS r {joins}"
+        walls = "".join(
+            f", try_cast({c}__p.d || ' ' || if({c}__p.t = '', '00:00:00', {c}__p.t) "
+            f"AS TIMESTAMP) AS {c}__wall"
+            for c in timestamps
         )
-        self.con.execute(f"DROP TABLE {self.rows}")
-        if timestamps:
-            walls = ", ".join(
-                f"try_cast({c}__p.d || ' ' || if({c}__p.t = '', '00:00:00', {c}__p.t) AS TIMESTAMP) "
-                f"AS {c}__wall"
-                for c in timestamps
-            )
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self.stage} AS SELECT *, {walls} FROM {self.stage}"
-            )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.stage} AS SELECT *{walls} FROM "
+            f"(SELECT {', '.join(items)} FROM ({rows}) AS r {joins})"
+        )
+        self.con.execute(f"DROP TABLE {self.src}")
 
     def _register(self, name: str, frame: pd.DataFrame) -> str:
         relation = f"{PREFIX}{name}"
@@ -644,17 +639,13 @@ class ChunkReader:
             )
             items += [f"{alias}.{suffix[1:]} AS {col}{suffix}" for suffix, _ in PHONE_SUFFIXES]
         items += ["s._line", f"coalesce({' OR '.join(checks)}, true) AS _bad"]
-        out = self.chunk.out
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT {', '.join(items)} "
-            f"FROM {self.stage} AS s {' '.join(joins)}"
-        )
-        self.con.execute(f"DROP TABLE {self.stage}")
         extra = f", {', '.join(post)}" if post else ""
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT *{extra} FROM {out} "
+            f"CREATE OR REPLACE TEMP TABLE {self.chunk.out} AS SELECT *{extra} FROM "
+            f"(SELECT {', '.join(items)} FROM {self.stage} AS s {' '.join(joins)}) "
             "ORDER BY _fidx, _line"
         )
+        self.con.execute(f"DROP TABLE {self.stage}")
 
     def _verdict(
         self,
