@@ -6,7 +6,7 @@ with no gaps, built from the `sites` (time zone), `business_hours` (ISO day of w
 `holidays` (site and local date closed all day) seeds. Every segment carries
 `open_seconds_before`, the site's cumulative open seconds from the calendar's start to the
 segment's start, so that the business time between two instants is a difference of two
-cumulative values (a range join in SQL, no minute spines):
+cumulative values (a running max over one time line in SQL (int_missed_call_episodes_timed), no minute spines):
 
     cumulative_open(t) = open_seconds_before + (is_open ? seconds(t - segment_start) : 0)
     business_minutes(a, b) = (cumulative_open(b) - cumulative_open(a)) / 60

@@ -3,36 +3,17 @@
 -- earliest leg. A call is answered when any leg was answered by a person.
 -- Asterisk calls take the queue, queue wait and abandon position of their queue_log events
 -- (int_asterisk_queue_calls); leaving the queue unanswered makes an unanswered call abandoned.
-with legs as (
-
-    select
-        *,
-        coalesce(parent_call_id, call_id) as call_id_root
-    from {{ ref('int_legs_deduplicated') }}
-
-),
-
-representative as (
-
-    select
-        *,
-        row_number() over (
-            partition by source_system, call_id_root
-            order by
-                case when call_id = call_id_root then 0 else 1 end asc nulls last,
-                started_at_utc asc nulls last,
-                call_id asc nulls last
-        ) as leg_rank
-    from legs
-
-),
-
-leg_facts as (
+-- Performance (docs/benchmarks.md, dbt profile): the call's facts are one hash aggregate; the
+-- representative is the root leg itself where it was delivered (a key lookup), and only the
+-- calls whose root leg is missing rank their legs with a window (on the key columns). The legs
+-- are read in each CTE rather than through one shared CTE, which DuckDB would materialize.
+with leg_facts as (
 
     select
         source_system,
-        call_id_root,
+        coalesce(parent_call_id, call_id) as call_id_root,
         count(*) as legs,
+        max(case when call_id = coalesce(parent_call_id, call_id) then 1 else 0 end) = 1 as has_root_leg,
         min(started_at_utc) as started_at_utc,
         max(ended_at_utc) as ended_at_utc,
         min(case when status = 'answered' then answered_at_utc end) as answered_at_utc,
@@ -43,8 +24,53 @@ leg_facts as (
         max(case when disposition_normalized in ('wrong_number', 'spam') then 1 else 0 end) = 1
             as has_wrong_number_disposition,
         sum(case when status = 'answered' then talk_seconds end) as talk_seconds
-    from legs
-    group by source_system, call_id_root
+    from {{ ref('int_legs_deduplicated') }}
+    group by source_system, coalesce(parent_call_id, call_id)
+
+),
+
+-- calls whose root leg was not delivered: their earliest leg (ties: the smaller call_id)
+orphan_leg_ranks as (
+
+    select
+        legs.source_system,
+        leg_facts.call_id_root,
+        legs.call_id,
+        row_number() over (
+            partition by legs.source_system, leg_facts.call_id_root
+            order by legs.started_at_utc asc nulls last, legs.call_id asc nulls last
+        ) as leg_rank
+    from {{ ref('int_legs_deduplicated') }} as legs
+    inner join leg_facts
+        on legs.source_system = leg_facts.source_system
+        and coalesce(legs.parent_call_id, legs.call_id) = leg_facts.call_id_root
+    where not leg_facts.has_root_leg
+
+),
+
+representative_ids as (
+
+    select source_system, call_id_root, call_id_root as call_id
+    from leg_facts
+    where has_root_leg
+
+    union all
+
+    select source_system, call_id_root, call_id
+    from orphan_leg_ranks
+    where leg_rank = 1
+
+),
+
+representative as (
+
+    select
+        legs.*,
+        representative_ids.call_id_root
+    from {{ ref('int_legs_deduplicated') }} as legs
+    inner join representative_ids
+        on legs.source_system = representative_ids.source_system
+        and legs.call_id = representative_ids.call_id
 
 ),
 
@@ -110,7 +136,6 @@ final as (
     left join queue_calls
         on representative.source_system = queue_calls.source_system
         and representative.call_id_root = queue_calls.call_id
-    where representative.leg_rank = 1
 
 )
 

@@ -61,25 +61,46 @@ flagged as (
 
 ),
 
-with_campaign as (
+-- the dialed tracking number's campaign at call time: when several rows match, the latest
+-- valid_from wins, then the first campaign by name. Ranked over the matching (call, tracking
+-- row) pairs only, not over every call with all of its columns (and from the calls' key
+-- columns, so that DuckDB does not materialize the wide `flagged` CTE for a second reader).
+campaign_matches as (
 
     select
-        flagged.*,
+        inbound_calls.call_key,
         tracking.tracking_number,
         tracking.campaign,
         tracking.source,
         tracking.channel,
         tracking.default_intent as campaign_default_intent,
         row_number() over (
-            partition by flagged.call_key
+            partition by inbound_calls.call_key
             order by tracking.valid_from_utc desc nulls last, tracking.campaign asc nulls last
         ) as campaign_rank
+    from {{ ref('int_calls') }} as inbound_calls
+    inner join tracking
+        on inbound_calls.to_number_e164 = tracking.tracking_number
+        and tracking.valid_from_utc <= inbound_calls.started_at_utc
+        and (tracking.valid_to_utc is null or inbound_calls.started_at_utc < tracking.valid_to_utc)
+    where inbound_calls.direction = 'inbound'
+        and inbound_calls.started_at_utc <= {{ as_of_utc() }}
+
+),
+
+with_campaign as (
+
+    select
+        flagged.*,
+        campaign_matches.tracking_number,
+        campaign_matches.campaign,
+        campaign_matches.source,
+        campaign_matches.channel,
+        campaign_matches.campaign_default_intent
     from flagged
-    left join tracking
-        on flagged.direction = 'inbound'
-        and flagged.to_number_e164 = tracking.tracking_number
-        and tracking.valid_from_utc <= flagged.started_at_utc
-        and (tracking.valid_to_utc is null or flagged.started_at_utc < tracking.valid_to_utc)
+    left join campaign_matches
+        on flagged.call_key = campaign_matches.call_key
+        and campaign_matches.campaign_rank = 1
 
 ),
 
@@ -136,7 +157,6 @@ final as (
     from with_campaign
     left join sites
         on with_campaign.site = sites.site
-    where with_campaign.campaign_rank = 1
 
 )
 

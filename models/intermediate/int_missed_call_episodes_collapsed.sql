@@ -55,10 +55,15 @@ answered_counts as (
             order by started_at_utc asc nulls last
             range between unbounded preceding and current row
         ) as answered_up_to,
-        -- answered calls of the caller at exactly this instant
+        -- answered calls of the caller strictly before this instant, on a miss's row: among
+        -- events at the same instant the misses sort first, so the rows before a miss are the
+        -- events at earlier instants and other misses (one sort shared with the window above,
+        -- where a partition by caller and instant would hash and sort again)
         sum(is_answered_call) over (
-            partition by caller_number_e164, started_at_utc
-        ) as answered_at_instant
+            partition by caller_number_e164
+            order by started_at_utc asc nulls last, is_answered_call asc nulls last
+            rows between unbounded preceding and current row
+        ) as answered_before
     from events
 
 ),
@@ -70,7 +75,7 @@ sequenced as (
         site,
         started_at_utc,
         call_key,
-        answered_up_to - answered_at_instant as answered_before,
+        answered_before,
         lag(started_at_utc) over (
             partition by caller_number_e164, site
             order by started_at_utc asc nulls last, call_key asc nulls last

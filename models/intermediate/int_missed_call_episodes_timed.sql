@@ -55,22 +55,70 @@ instants as (
 
 ),
 
+-- the segment containing each instant: a site's segments are contiguous and do not overlap
+-- (orchestration/calendar.py; tests/dbt/assert_site_segments_do_not_overlap.sql), so it is the
+-- latest segment starting at or before the instant, found by a running max over one time line
+-- of segment starts and instants (a segment start sorts before an instant at the same time).
+-- Performance: the range join it replaces compared every instant with every segment of its
+-- site (equality on site only).
+timeline as (
+
+    select
+        site,
+        segment_start_utc as at_utc,
+        0 as row_kind,
+        cast(null as {{ dbt.type_string() }}) as episode_id,
+        cast(null as {{ dbt.type_string() }}) as instant_kind,
+        segment_start_utc
+    from segments
+
+    union all
+
+    select
+        site,
+        instant_at_utc as at_utc,
+        1 as row_kind,
+        episode_id,
+        instant_kind,
+        cast(null as {{ dbt.type_timestamp() }}) as segment_start_utc
+    from instants
+
+),
+
+located as (
+
+    select
+        site,
+        at_utc,
+        row_kind,
+        episode_id,
+        instant_kind,
+        max(segment_start_utc) over (
+            partition by site
+            order by at_utc asc nulls last, row_kind asc nulls last
+            rows between unbounded preceding and current row
+        ) as containing_segment_start_utc
+    from timeline
+
+),
+
 cumulated as (
 
     select
-        instants.episode_id,
-        instants.instant_kind,
+        located.episode_id,
+        located.instant_kind,
         segments.is_open,
         segments.open_seconds_before
             + case
-                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'instants.instant_at_utc') }}
+                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'located.at_utc') }}
                 else 0.0
             end as cumulative_open_seconds
-    from instants
+    from located
     inner join segments
-        on instants.site = segments.site
-        and segments.segment_start_utc <= instants.instant_at_utc
-        and instants.instant_at_utc < segments.segment_end_utc
+        on located.site = segments.site
+        and located.containing_segment_start_utc = segments.segment_start_utc
+    where located.row_kind = 1
+        and located.at_utc < segments.segment_end_utc
 
 ),
 

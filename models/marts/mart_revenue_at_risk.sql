@@ -12,6 +12,23 @@
 -- the mean amount of the won ones times won / closed; 0 where none is closed. The `all` row's
 -- money columns are the sums of the intent rows; its rate and value columns are the all-intent
 -- figures; it is low_confidence when an intent row with breached episodes is. Conversion unknown (no opportunity loaded at all): money, rates and values null.
+
+{#- The three bounds, written once and expanded in every CTE that carries them:
+    (level, baseline figure, delay-bucket figure); uplift_<level> = max(0, baseline - bucket). #}
+{%- set uplift_bounds = [
+    ('low', 'baseline_ci_low', 'bucket_ci_high'),
+    ('mid', 'baseline_rate', 'bucket_rate'),
+    ('high', 'baseline_ci_high', 'bucket_ci_low'),
+] %}
+{#- The figures an intent takes from the `all` row when resting on fewer than min_segment_sample
+    episodes: baseline columns of baseline_rates, and (output, input) columns of bucket_rates. #}
+{%- set baseline_fallback_columns = ['baseline_rate', 'baseline_ci_low', 'baseline_ci_high', 'baseline_episodes'] %}
+{%- set bucket_fallback_columns = [
+    ('bucket_rate', 'conversion_rate'),
+    ('bucket_ci_low', 'ci_low'),
+    ('bucket_ci_high', 'ci_high'),
+] %}
+
 with episodes as (
 
     select * from {{ ref('fct_missed_call_episodes') }}
@@ -190,10 +207,9 @@ effective_baselines as (
     select
         own.intent,
         own.baseline_episodes < {{ var('min_segment_sample') }} as is_baseline_fallback,
-        case when own.baseline_episodes < {{ var('min_segment_sample') }} then overall.baseline_rate else own.baseline_rate end as baseline_rate,
-        case when own.baseline_episodes < {{ var('min_segment_sample') }} then overall.baseline_ci_low else own.baseline_ci_low end as baseline_ci_low,
-        case when own.baseline_episodes < {{ var('min_segment_sample') }} then overall.baseline_ci_high else own.baseline_ci_high end as baseline_ci_high,
-        case when own.baseline_episodes < {{ var('min_segment_sample') }} then overall.baseline_episodes else own.baseline_episodes end as baseline_episodes
+        {%- for column in baseline_fallback_columns %}
+        case when own.baseline_episodes < {{ var('min_segment_sample') }} then overall.{{ column }} else own.{{ column }} end as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from baseline_rates as own
     inner join baseline_rates as overall
         on overall.intent = 'all'
@@ -217,9 +233,9 @@ scored as (
         breached.intent,
         coalesce(own_bucket.episodes, 0) < {{ var('min_segment_sample') }} as is_bucket_fallback,
         effective_baselines.is_baseline_fallback,
-        case when coalesce(own_bucket.episodes, 0) < {{ var('min_segment_sample') }} then all_bucket.conversion_rate else own_bucket.conversion_rate end as bucket_rate,
-        case when coalesce(own_bucket.episodes, 0) < {{ var('min_segment_sample') }} then all_bucket.ci_low else own_bucket.ci_low end as bucket_ci_low,
-        case when coalesce(own_bucket.episodes, 0) < {{ var('min_segment_sample') }} then all_bucket.ci_high else own_bucket.ci_high end as bucket_ci_high,
+        {%- for output, column in bucket_fallback_columns %}
+        case when coalesce(own_bucket.episodes, 0) < {{ var('min_segment_sample') }} then all_bucket.{{ column }} else own_bucket.{{ column }} end as {{ output }},
+        {%- endfor %}
         effective_baselines.baseline_rate,
         effective_baselines.baseline_ci_low,
         effective_baselines.baseline_ci_high,
@@ -242,15 +258,11 @@ uplifts as (
 
     select
         scored.*,
+        {%- for level, baseline, bucket in uplift_bounds %}
         case
-            when baseline_ci_low - bucket_ci_high > 0 then baseline_ci_low - bucket_ci_high else 0.0
-        end as uplift_low,
-        case
-            when baseline_rate - bucket_rate > 0 then baseline_rate - bucket_rate else 0.0
-        end as uplift_mid,
-        case
-            when baseline_ci_high - bucket_ci_low > 0 then baseline_ci_high - bucket_ci_low else 0.0
-        end as uplift_high,
+            when {{ baseline }} - {{ bucket }} > 0 then {{ baseline }} - {{ bucket }} else 0.0
+        end as uplift_{{ level }},
+        {%- endfor %}
         (
             baseline_rate is null or bucket_rate is null
             or baseline_ci_low is null or bucket_ci_low is null
@@ -265,9 +277,9 @@ weekly as (
         week_start,
         intent,
         count(*) as breached_episodes,
-        sum(uplift_low * value_per_conversion) as revenue_at_risk_low,
-        sum(uplift_mid * value_per_conversion) as revenue_at_risk_mid,
-        sum(uplift_high * value_per_conversion) as revenue_at_risk_high,
+        {%- for level, _, _ in uplift_bounds %}
+        sum(uplift_{{ level }} * value_per_conversion) as revenue_at_risk_{{ level }},
+        {%- endfor %}
         max(case when is_bucket_fallback or is_baseline_fallback or is_rate_missing then 1 else 0 end) as any_low_confidence
     from uplifts
     group by week_start, intent
@@ -281,15 +293,11 @@ intent_rows as (
         intents.intent,
         coalesce(weekly.breached_episodes, 0) as breached_episodes,
         conversion_values.value_per_conversion,
+        {%- for level, _, _ in uplift_bounds %}
         case
-            when conversion_known.is_conversion_known then coalesce(weekly.revenue_at_risk_low, 0.0)
-        end as revenue_at_risk_low,
-        case
-            when conversion_known.is_conversion_known then coalesce(weekly.revenue_at_risk_mid, 0.0)
-        end as revenue_at_risk_mid,
-        case
-            when conversion_known.is_conversion_known then coalesce(weekly.revenue_at_risk_high, 0.0)
-        end as revenue_at_risk_high,
+            when conversion_known.is_conversion_known then coalesce(weekly.revenue_at_risk_{{ level }}, 0.0)
+        end as revenue_at_risk_{{ level }},
+        {%- endfor %}
         effective_baselines.baseline_rate,
         effective_baselines.baseline_ci_low,
         effective_baselines.baseline_ci_high,
@@ -321,9 +329,9 @@ all_rows as (
         'all' as intent,
         sum(intent_rows.breached_episodes) as breached_episodes,
         max(conversion_values.value_per_conversion) as value_per_conversion,
-        sum(intent_rows.revenue_at_risk_low) as revenue_at_risk_low,
-        sum(intent_rows.revenue_at_risk_mid) as revenue_at_risk_mid,
-        sum(intent_rows.revenue_at_risk_high) as revenue_at_risk_high,
+        {%- for level, _, _ in uplift_bounds %}
+        sum(intent_rows.revenue_at_risk_{{ level }}) as revenue_at_risk_{{ level }},
+        {%- endfor %}
         max(baseline_rates.baseline_rate) as baseline_rate,
         max(baseline_rates.baseline_ci_low) as baseline_ci_low,
         max(baseline_rates.baseline_ci_high) as baseline_ci_high,
@@ -356,9 +364,9 @@ final as (
         intent,
         cast(breached_episodes as integer) as breached_episodes,
         cast(value_per_conversion as double) as value_per_conversion,
-        cast(revenue_at_risk_low as double) as revenue_at_risk_low,
-        cast(revenue_at_risk_mid as double) as revenue_at_risk_mid,
-        cast(revenue_at_risk_high as double) as revenue_at_risk_high,
+        {%- for level, _, _ in uplift_bounds %}
+        cast(revenue_at_risk_{{ level }} as double) as revenue_at_risk_{{ level }},
+        {%- endfor %}
         cast(baseline_rate as double) as baseline_rate,
         cast(baseline_ci_low as double) as baseline_ci_low,
         cast(baseline_ci_high as double) as baseline_ci_high,

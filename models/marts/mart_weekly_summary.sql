@@ -1,7 +1,8 @@
 -- One row per week (Monday-starting, in each call's site local time), metrics.md section 8.
--- Call counts from the calls themselves (noise included where stated); episode rates and
--- percentiles are the week's all/all/all row of mart_callback_delay_percentiles (non-noise
--- episodes); revenue columns are the week's high-intent row of mart_revenue_at_risk.
+-- Call counts from the calls themselves (noise included where stated); episode counts, rates
+-- and percentiles are the week's all/all/all row of mart_callback_delay_percentiles (non-noise
+-- episodes), the high-intent counts its high_intent/all/all row: the episodes are counted once,
+-- there; revenue columns are the week's high-intent row of mart_revenue_at_risk.
 with calls as (
 
     select week_start, is_inbound, is_answered, is_missed
@@ -18,18 +19,18 @@ missed as (
 
 ),
 
-episodes as (
-
-    select week_start, intent, sla_status
-    from {{ ref('fct_missed_call_episodes') }}
-    where not is_noise
-
-),
-
 percentiles as (
 
     select * from {{ ref('mart_callback_delay_percentiles') }}
     where intent = 'all' and hours_segment = 'all' and source = 'all'
+
+),
+
+high_intent_percentiles as (
+
+    select week_start, episodes, sla_breaches
+    from {{ ref('mart_callback_delay_percentiles') }}
+    where intent = 'high_intent' and hours_segment = 'all' and source = 'all'
 
 ),
 
@@ -65,12 +66,13 @@ miss_counts as (
 episode_counts as (
 
     select
-        week_start,
-        count(*) as episodes,
-        sum(case when intent = 'high_intent' then 1 else 0 end) as high_intent_episodes,
-        sum(case when intent = 'high_intent' and sla_status = 'breached' then 1 else 0 end) as high_intent_breaches
-    from episodes
-    group by week_start
+        percentiles.week_start,
+        percentiles.episodes,
+        coalesce(high_intent_percentiles.episodes, 0) as high_intent_episodes,
+        coalesce(high_intent_percentiles.sla_breaches, 0) as high_intent_breaches
+    from percentiles
+    left join high_intent_percentiles
+        on percentiles.week_start = high_intent_percentiles.week_start
 
 ),
 

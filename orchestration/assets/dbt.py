@@ -5,6 +5,9 @@ read); `ringledger_dbt_marts` builds the marts. Blocking dbt tests do not carry 
 `@dbt_assets` definitions (dagster issues #19821, #25112), so the structural tests of the
 first selection fail its step (`dbt build` exits non-zero on an error-severity test), which
 stops the marts.
+
+Neither build runs the dbt unit tests: they check the models' logic on fixed rows, not the
+data, so a run does not need them; `tests/test_dbt_unit.py` runs every one of them (`make test`).
 """
 
 
@@ -13,7 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
@@ -26,6 +34,12 @@ MODELS_SELECTION = "resource_type:seed path:models/staging path:models/intermedi
 # first selection through eager indirect selection: exclude them there by path.
 MODELS_EXCLUSION = "path:models/marts path:models/restricted"
 MARTS_SELECTION = "path:models/marts path:models/restricted"
+# dbt unit tests (resource type unit_test) stay out of the pipeline's builds. Passed as
+# --exclude-resource-type rather than in the selections above: dagster-dbt replaces the
+# decorator's select/exclude by explicit node paths when a run materializes a subset of the
+# assets (and dbt then picks the selected models' unit tests again), whereas this flag reaches
+# dbt unchanged in every case.
+BUILD_EXCLUDED_RESOURCE_TYPES = ("unit_test",)
 
 
 class RingledgerTranslator(DagsterDbtTranslator):
@@ -59,6 +73,8 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     os.environ.pop("RINGLEDGER_SEED_DIR", None)
     os.environ.update(warehouse.dbt_environment(config))
     args = ["build", *warehouse.dbt_vars_arg(config)]
+    for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
+        args += ["--exclude-resource-type", resource_type]
     if warehouse.engine_name != "spark":
         # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
         yield from dbt.cli(args, context=context).stream()
