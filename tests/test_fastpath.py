@@ -40,9 +40,7 @@ def _assert_same_raw(cons) -> None:
     for table, columns in TABLES.items():
         names = ", ".join(name for name, _ in columns if name not in VOLATILE)
         rows = {
-            columnar: sorted(
-                map(repr, con.execute(f"SELECT {names} FROM raw.{table}").fetchall())
-            )
+            columnar: sorted(map(repr, con.execute(f"SELECT {names} FROM raw.{table}").fetchall()))
             for columnar, con in cons.items()
         }
         assert rows[True] == rows[False], table
@@ -119,7 +117,11 @@ COLUMNAR_CASES = {
     "offsets": _legs(
         {"id": "a1", "start": "2025-03-03T10:00:00Z", "end": "2025-03-03T10:01:00Z"},
         {"id": "a2", "start": "2025-03-03T10:00:00+05:30", "end": "2025-03-03T10:01:00.5+05:30"},
-        {"id": "a3", "start": "2025-03-03T10:00:00-03:00", "end": "2025-03-03 10:02:00.123456-03:00"},
+        {
+            "id": "a3",
+            "start": "2025-03-03T10:00:00-03:00",
+            "end": "2025-03-03 10:02:00.123456-03:00",
+        },
         {"id": "a4", "start": "2025-03-03", "end": "2025-03-03T00:00:09"},
     ),
     "local_dst": _legs(
@@ -147,7 +149,12 @@ COLUMNAR_CASES = {
             "status": "answered",
             "talk": "150.5",
         },
-        {"id": "c3", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:00:04", "status": "No-Answer"},
+        {
+            "id": "c3",
+            "start": "2025-05-05T09:00:00",
+            "end": "2025-05-05T09:00:04",
+            "status": "No-Answer",
+        },
     ),
     "phones": _legs(
         *(
@@ -176,7 +183,9 @@ ROW_READER_CASES = {
     "exponent_talk": _legs(
         {"id": "f5", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "talk": "1e1"}
     ),
-    "ended_before": _legs({"id": "f6", "start": "2025-05-05T09:00:00", "end": "2025-05-05T08:01:00"}),
+    "ended_before": _legs(
+        {"id": "f6", "start": "2025-05-05T09:00:00", "end": "2025-05-05T08:01:00"}
+    ),
     "quoted": _legs(
         {"id": "f7", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}
     ).replace("f7,", '"f7",'),
@@ -199,7 +208,12 @@ ROW_READER_CASES = {
     ),
     "too_long": _legs({"id": "f18", "start": "2025-05-05T09:00:00", "end": "2025-05-07T09:00:00"}),
     "talk_too_long": _legs(
-        {"id": "f19", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00", "talk": "999999"}
+        {
+            "id": "f19",
+            "start": "2025-05-05T09:00:00",
+            "end": "2025-05-05T09:01:00",
+            "talk": "999999",
+        }
     ),
     "oversize_field": _legs(
         {"id": "f20", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}

@@ -84,7 +84,8 @@ class RowCollector:
             return None
         if len(fields) != len(header):
             self.reject(
-                line, last,
+                line,
+                last,
                 f"wrong field count: expected {len(header)} fields, got {len(fields)}",
             )
             return None
