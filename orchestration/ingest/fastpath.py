@@ -166,6 +166,9 @@ class ColumnarPlan:
         self.by_rel: dict[str, tuple[Chunk, Member]] = {}
         self.files_read = 0
         self._done: list[Chunk] = []
+        self._taken: dict[str, tuple[Chunk, Member]] = {}  # files handed to the ingest
+        # rows to write at the next flush: chunk number -> (chunk, [(member, load id, seq)])
+        self._deferred: dict[int, tuple[Chunk, list[tuple[Member, str, int]]]] = {}
         groups: dict[Layout, list[Member]] = {}
         for fidx, cand in enumerate(candidates):
             planned = self._plan(fidx, cand)
@@ -262,6 +265,7 @@ class ColumnarPlan:
         if member.digest != digest or member.fidx not in chunk.clean:
             return None
         self.files_read += 1
+        self._taken[rel] = (chunk, member)
         if chunk.layout.kind == GENERIC:
             table, fmt = TELEPHONY_TABLE, GENERIC
             columns = [*LEG_EXPORT_COLUMNS, *(name for name, _ in LEG_ROW_NORMALIZED)]
@@ -279,6 +283,44 @@ class ColumnarPlan:
             relation=f"(SELECT * EXCLUDE (_fidx) FROM {chunk.out} WHERE _fidx = {member.fidx})",
             relation_rows=member.rows,
         )
+
+    def defer(self, rel: str, load_id: str, seq: int) -> None:
+        """Write this file's rows at the next `flush` (one INSERT per chunk instead of one per
+        file); the ingest flushes before every commit, in the same transaction."""
+        chunk, member = self._taken[rel]
+        self._deferred.setdefault(chunk.number, (chunk, []))[1].append((member, load_id, seq))
+
+    def flush(self) -> None:
+        """Write the deferred rows: each chunk's files at once, with their load metadata."""
+        for chunk, files in self._deferred.values():
+            table = (
+                TELEPHONY_TABLE
+                if chunk.layout.kind == GENERIC
+                else ENTITIES[chunk.layout.kind].table
+            )
+            data: dict[str, Any] = {
+                "fidx": pd.Series([m.fidx for m, _, _ in files], dtype="int32"),
+                "_file": pd.Series([m.rel for m, _, _ in files], dtype=object),
+                "_load_id": pd.Series([load_id for _, load_id, _ in files], dtype=object),
+                "_load_seq": pd.Series([seq for _, _, seq in files], dtype="int64"),
+            }
+            for name in files[0][0].constants:
+                data[name] = pd.Series([m.constants[name] for m, _, _ in files], dtype=object)
+            relation = f"{PREFIX}deferred"
+            self.con.register(relation, pd.DataFrame(data))
+            try:
+                self.con.execute(
+                    f"INSERT INTO raw.{table} BY NAME SELECT o.* EXCLUDE (_fidx, _bad), "
+                    f"m.* EXCLUDE (fidx) FROM {chunk.out} AS o "
+                    f"JOIN {relation} AS m ON m.fidx = o._fidx"
+                )
+            finally:
+                self.con.unregister(relation)
+        self._deferred.clear()
+
+    def discard(self) -> None:
+        """Forget the deferred rows (their transaction was rolled back)."""
+        self._deferred.clear()
 
     def close(self) -> None:
         self._done.extend(c for c in self.chunks if c.built)

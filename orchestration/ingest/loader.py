@@ -488,20 +488,16 @@ class _Ingest:
                     "WHERE file = ? AND status = 'loaded'",
                     [cand.rel],
                 )
-            if parsed is not None and (parsed.relation or parsed.rows):
+            if parsed is not None and parsed.relation and self.columnar is not None:
+                # written with the rest of its chunk before this transaction commits
+                self.columnar.defer(cand.rel, load_id, seq)
+            elif parsed is not None and parsed.rows:
                 extra = ", ?::VARCHAR AS _file, ?::VARCHAR AS _load_id, ?::BIGINT AS _load_seq"
                 params: list[Any] = [cand.rel, load_id, seq]
                 for name, value in parsed.constants.items():
                     extra += f", ?::VARCHAR AS {name}"
                     params.append(value)
-                if parsed.relation:
-                    self.con.execute(
-                        f"INSERT INTO raw.{parsed.table} BY NAME "
-                        f"SELECT * EXCLUDE (_bad){extra} FROM {parsed.relation}",
-                        params,
-                    )
-                else:
-                    _insert_frame(self.con, parsed.table, _rows_frame(parsed), extra, params)
+                _insert_frame(self.con, parsed.table, _rows_frame(parsed), extra, params)
             if parsed is not None:
                 meta = ", ?::VARCHAR AS _file, ?::VARCHAR AS _load_id, ?::BIGINT AS _load_seq"
                 for table, (names, rows) in parsed.side_rows.items():
@@ -619,11 +615,15 @@ class _Ingest:
         if self._open:
             self._open = False
             self._pending = 0
+            if self.columnar is not None:
+                self.columnar.discard()
             self.con.rollback()
 
     def commit(self) -> None:
         """Commit the open transaction, if any."""
         if self._open:
+            if self.columnar is not None:
+                self.columnar.flush()  # inside the transaction: the chunk's deferred rows
             self._open = False
             self._pending = 0
             self.con.commit()
