@@ -28,7 +28,6 @@ comparison test holds the two to each other.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import logging
@@ -45,7 +44,7 @@ from orchestration.ingest.crm import ENTITIES, EntitySpec, value_fixer
 from orchestration.ingest.csvtext import normalize_header
 from orchestration.ingest.normalize import UTF8_BOM
 from orchestration.ingest.phonemap import build_phone_map
-from orchestration.ingest.rows import ParsedFile, header_index
+from orchestration.ingest.rows import FileRefused, ParsedFile, header_index, uncompress
 from orchestration.ingest.schema import (
     LEG_EXPORT_COLUMNS,
     LEG_ROW_NORMALIZED,
@@ -113,11 +112,10 @@ def _payload(path, rel: str) -> tuple[bytes, str] | None:
     except OSError:
         return None
     digest = hashlib.sha256(data).hexdigest()
-    if rel.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, ValueError):
-            return None
+    try:
+        data = uncompress(rel, data)
+    except FileRefused:
+        return None  # the row reader refuses it with the reason
     return data, digest
 
 

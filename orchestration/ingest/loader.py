@@ -5,12 +5,10 @@ See the package docstring (`orchestration/ingest/__init__.py`) for the ledger se
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import os
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from orchestration.ingest.normalize import (
     zone_for,
 )
 from orchestration.ingest.prime import prime_new_files
-from orchestration.ingest.rows import FileRefused, ParsedFile
+from orchestration.ingest.rows import FileRefused, ParsedFile, uncompress
 from orchestration.ingest.schema import (
     DATA_TABLES,
     PHONE_COLUMNS,
@@ -57,7 +55,6 @@ log = logging.getLogger(__name__)
 LANDING_SUBDIRS: tuple[str, ...] = ("crm", "marketing", "telephony")
 TELEPHONY_ENTITY = "telephony"
 DUPLICATE_PREFIX = "duplicate of "
-GZIP_MAGIC = b"\x1f\x8b"
 COMMIT_ROWS = 500_000  # rows written per transaction at most (see _Ingest._transaction)
 _FINGERPRINT_INPUT = "ringledger:hash-key-fingerprint"
 
@@ -341,7 +338,7 @@ class _Ingest:
         assert entity is not None
         fmt: str | None = "csv" if cand.spec else None
         try:
-            payload = _uncompress(cand.rel, data)
+            payload = uncompress(cand.rel, data)
             owner = self.state.owners.get((digest, entity))
             if current is None and owner is not None and owner != cand.rel:
                 self._write(
@@ -684,25 +681,6 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -
     `execute()` result is only partly fetched, so no result is ever left open."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
-
-
-def _uncompress(rel: str, data: bytes) -> bytes:
-    """The file's text bytes; FileRefused when empty or not the compression its name says."""
-    if not data:
-        raise FileRefused("empty file")
-    if rel.lower().endswith(".gz"):
-        if not data.startswith(GZIP_MAGIC):
-            raise FileRefused("not gzip: the name ends in .gz but the content is not gzip")
-        try:
-            payload = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise FileRefused(f"corrupt gzip: {exc}") from None
-        if not payload:
-            raise FileRefused("empty file (after decompression)")
-        return payload
-    if data.startswith(GZIP_MAGIC):
-        raise FileRefused("gzip-compressed content in a file whose name does not end in .gz")
-    return data
 
 
 def ingest_landing(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +11,7 @@ from orchestration.ingest.csvtext import CsvText
 
 SUPERSEDED_WITHIN_FILE = "superseded within file"
 DUPLICATE_WITHIN_FILE = "duplicate within file"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class FileRefused(Exception):
@@ -161,3 +164,22 @@ def oversize_field(row: list[str], max_bytes: int, header: list[str]) -> str | N
                 name = header[index] if index < len(header) else f"#{index + 1}"
                 return f"field over max_field_bytes ({max_bytes}): {name} has {size} bytes"
     return None
+
+
+def uncompress(rel: str, data: bytes) -> bytes:
+    """The file's text bytes; FileRefused when empty or not the compression its name says."""
+    if not data:
+        raise FileRefused("empty file")
+    if rel.lower().endswith(".gz"):
+        if not data.startswith(GZIP_MAGIC):
+            raise FileRefused("not gzip: the name ends in .gz but the content is not gzip")
+        try:
+            payload = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FileRefused(f"corrupt gzip: {exc}") from None
+        if not payload:
+            raise FileRefused("empty file (after decompression)")
+        return payload
+    if data.startswith(GZIP_MAGIC):
+        raise FileRefused("gzip-compressed content in a file whose name does not end in .gz")
+    return data
