@@ -2,10 +2,19 @@
 -- the copy from the newest export file wins (highest load_seq, then the later line), with the
 -- number of copies delivered. The ranking is macros/latest_copies.sql (shared by every
 -- deduplicated export).
+-- Incremental on DuckDB (macros/incremental.sql): a build after new loads ranks again every
+-- copy of the call_ids that got a new copy and keeps the other legs.
+{{ config(
+    materialized=ringledger.per_call_materialization(),
+    incremental_strategy=ringledger.incremental_strategy('append'),
+    on_schema_change='fail',
+    pre_hook="{{ ringledger.delete_changed('call_id', 'changed_leg_ids') }}"
+) }}
 with {{ latest_copies(
     'latest_legs',
     ref('stg_telephony__legs'),
     ['source_system', 'call_id'],
+    where=ringledger.in_changed('call_id', 'changed_leg_ids'),
     count_copies=true
 ) }},
 

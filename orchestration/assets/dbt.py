@@ -10,7 +10,6 @@ Neither build runs the dbt unit tests: they check the models' logic on fixed row
 data, so a run does not need them; `tests/test_dbt_unit.py` runs every one of them (`make test`).
 """
 
-
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration import incremental, project
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
 
@@ -63,21 +63,50 @@ class RingledgerTranslator(DagsterDbtTranslator):
         return spec
 
 
-translator = RingledgerTranslator(
-    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-)
+translator = RingledgerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def _build_plan(warehouse: WarehouseResource, env: dict[str, str], vars_arg: list[str]):
+    """Full refresh or incremental for this build (orchestration/incremental.py)."""
+    seed_dir = env.get("RINGLEDGER_SEED_DIR")
+    current = incremental.fingerprint(
+        incremental.vars_json(vars_arg),
+        project.REPO_ROOT / seed_dir if seed_dir else None,
+        warehouse.engine_name,
+    )
+    with warehouse.connect() as con:
+        return incremental.plan_build(con, current)
+
+
+def _dbt_build(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    layer: str,
+):
     config = warehouse.load_config()
     os.environ.pop("RINGLEDGER_SEED_DIR", None)
-    os.environ.update(warehouse.dbt_environment(config))
-    args = ["build", *warehouse.dbt_vars_arg(config)]
+    env = warehouse.dbt_environment(config)
+    os.environ.update(env)
+    vars_arg = warehouse.dbt_vars_arg(config)
+    args = ["build", *vars_arg]
     for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
         args += ["--exclude-resource-type", resource_type]
     if warehouse.engine_name != "spark":
+        plan = _build_plan(warehouse, env, vars_arg)
+        context.log.info("dbt build of the %s: %s", layer, plan.mode)
+        if plan.full_refresh:
+            args.append("--full-refresh")
         # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
         yield from dbt.cli(args, context=context).stream()
+        # reached only when every node succeeded (a failed node raises above); a build of a
+        # subset of the assets does not move the watermark
+        if not context.is_subset:
+            with warehouse.connect() as con:
+                if layer == "models":
+                    incremental.record_models_built(con, plan)
+                else:
+                    incremental.record_marts_built(con, plan)
         return
     # Spark: dbt's on-run-end hook exports what it built; copy that into DuckDB, where the
     # gates and publication read (orchestration/spark.py), also after a failed test
@@ -103,7 +132,7 @@ def _dbt_build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: W
 def ringledger_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
-    yield from _dbt_build(context, dbt, warehouse)
+    yield from _dbt_build(context, dbt, warehouse, "models")
 
 
 @dbt_assets(
@@ -116,4 +145,4 @@ def ringledger_dbt_models(
 def ringledger_dbt_marts(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
-    yield from _dbt_build(context, dbt, warehouse)
+    yield from _dbt_build(context, dbt, warehouse, "marts")

@@ -1,0 +1,75 @@
+{#-
+  Incremental per-call models (docs/benchmarks.md, "Incremental daily loads";
+  orchestration/incremental.py decides when a build must be a full refresh instead).
+
+  An incremental build of int_legs_deduplicated, int_calls, int_calls_classified and fct_calls
+  recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
+  name 'built') and keeps the other calls' rows. "Touched" is a superset, never a subset:
+  - a leg key (call_id) with a new copy: every copy of it is ranked again, and the calls of
+    every copy (a corrected copy may move the leg to another parent: both calls change);
+  - an Asterisk queue_log event loaded after the watermark: the calls whose leg uniqueid or
+    root id is its callid (int_asterisk_queue_calls' match).
+  Keys are matched on call_id alone (without source_system): a call_id of another export
+  system is recomputed too, which costs a little and changes nothing.
+
+  Each model deletes the rows of the touched keys in a pre-hook and appends the recomputed
+  rows (a key whose legs moved away is deleted and not appended again). On a full refresh,
+  a first build or Spark (materialized as a table there), none of this renders.
+-#}
+
+{# 'incremental' where rows can be replaced by key (DuckDB), a plain table elsewhere. #}
+{% macro per_call_materialization() -%}
+    {{ return(adapter.dispatch('per_call_materialization', 'ringledger')()) }}
+{%- endmacro %}
+{% macro default__per_call_materialization() -%}{{ return('table') }}{%- endmacro %}
+{% macro duckdb__per_call_materialization() -%}{{ return('incremental') }}{%- endmacro %}
+
+{# The watermark: the highest load_seq the last complete build consumed. #}
+{% macro built_through_load_seq() -%}
+    (select coalesce(max(through_load_seq), -1) from raw.build_state where name = 'built')
+{%- endmacro %}
+
+{# Leg call_ids with a copy loaded after the watermark. #}
+{% macro changed_leg_ids() -%}
+    select call_id
+    from {{ ref('stg_telephony__legs') }}
+    where load_seq > {{ ringledger.built_through_load_seq() }}
+{%- endmacro %}
+
+{# Root call ids (int_calls.call_id) of the calls touched since the watermark. #}
+{% macro changed_call_roots() -%}
+    select coalesce(legs.parent_call_id, legs.call_id) as call_id
+    from {{ ref('stg_telephony__legs') }} as legs
+    where legs.call_id in ({{ ringledger.changed_leg_ids() }})
+
+    union
+
+    select coalesce(legs.parent_call_id, legs.call_id) as call_id
+    from {{ ref('int_legs_deduplicated') }} as legs
+    inner join (
+        select distinct callid
+        from {{ ref('stg_telephony__queue_events') }}
+        where load_seq > {{ ringledger.built_through_load_seq() }}
+    ) as new_events
+        on {{ dbt.split_part('legs.call_id', "'#'", 1) }} = new_events.callid
+        or coalesce(legs.parent_call_id, legs.call_id) = new_events.callid
+    where legs.source_format = 'asterisk_cdr'
+{%- endmacro %}
+
+{#- `where` condition keeping the rows whose `column` is in the touched set of `keys_macro`
+    (changed_leg_ids or changed_call_roots); true on a full build. -#}
+{% macro in_changed(column, keys_macro) -%}
+    {%- if is_incremental() -%}
+        {%- set keys_sql = ringledger.changed_leg_ids() if keys_macro == 'changed_leg_ids' else ringledger.changed_call_roots() -%}
+        {{ column }} in (select call_id from ({{ keys_sql }}) as touched)
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook: delete the rows whose `column` is in the touched set (nothing on a full build). #}
+{% macro delete_changed(column, keys_macro) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ ringledger.in_changed(column, keys_macro) }}
+    {%- endif -%}
+{%- endmacro %}
