@@ -43,7 +43,7 @@ import pandas as pd
 from orchestration.ingest.crm import ENTITIES, EntitySpec, value_fixer
 from orchestration.ingest.csvtext import normalize_header
 from orchestration.ingest.normalize import UTF8_BOM
-from orchestration.ingest.phonemap import build_phone_map
+from orchestration.ingest.phonemap import build_phone_map, create_seen_keys
 from orchestration.ingest.rows import FileRefused, ParsedFile, header_index, uncompress
 from orchestration.ingest.schema import (
     LEG_EXPORT_COLUMNS,
@@ -167,6 +167,8 @@ class ColumnarPlan:
         self._taken: dict[str, tuple[Chunk, Member]] = {}  # files handed to the ingest
         # rows to write at the next flush: chunk number -> (chunk, [(member, load id, seq)])
         self._deferred: dict[int, tuple[Chunk, list[tuple[Member, str, int]]]] = {}
+        # phone keys mapped by the chunks read so far (phonemap.create_seen_keys)
+        self.seen_keys = create_seen_keys(self.con, f"{PREFIX}seen_keys")
         groups: dict[Layout, list[Member]] = {}
         for fidx, cand in enumerate(candidates):
             planned = self._plan(fidx, cand)
@@ -323,6 +325,7 @@ class ColumnarPlan:
     def close(self) -> None:
         self._done.extend(c for c in self.chunks if c.built)
         self._drop_done()
+        self.con.execute(f"DROP TABLE IF EXISTS {self.seen_keys}")
 
     def _drop_done(self) -> None:
         for chunk in self._done:
@@ -334,7 +337,7 @@ class ColumnarPlan:
         chunk.built = True
         chunk.out = f"{PREFIX}out_{chunk.number}"
         started = time.perf_counter()
-        reader = ChunkReader(self.con, self.run, chunk)
+        reader = ChunkReader(self.con, self.run, chunk, self.seen_keys)
         try:
             chunk.clean = reader.read()
         finally:
@@ -355,8 +358,11 @@ class ColumnarPlan:
 class ChunkReader:
     """Reads the files of a chunk into `chunk.out` and returns the clean ones."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, run, chunk: Chunk):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, run, chunk: Chunk, seen_keys: str | None = None
+    ):
         self.con = con
+        self.seen_keys = seen_keys
         self.run = run
         self.chunk = chunk
         self.layout = chunk.layout
@@ -403,7 +409,9 @@ class ChunkReader:
             pairs = " UNION ".join(
                 f"SELECT {c} AS raw, _region AS region FROM {self.stage}" for c in phones
             )
-            lookup = build_phone_map(self.con, pairs, self.run.phones, f"{PREFIX}phones")
+            lookup = build_phone_map(
+                self.con, pairs, self.run.phones, f"{PREFIX}phones", self.seen_keys
+            )
         if spec is None:
             computed = ["s.site_resolved", "s.status_normalized", "s.direction_normalized"]
             bad = [

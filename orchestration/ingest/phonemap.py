@@ -35,11 +35,32 @@ PREFIX = "_ringledger_phone_"
 KEYABLE = r"^\+?[0-9() .-]*$"
 
 
+def create_seen_keys(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """An empty temporary table of keys already mapped (canon, region, e164, e164_key), to
+    share between the `build_phone_map` calls of one ingest: each chunk then hands Python
+    only the keys no earlier chunk had (callers call again: most keys of a chunk were seen)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} "
+        "(canon VARCHAR, region VARCHAR, e164 VARCHAR, e164_key VARCHAR)"
+    )
+    return name
+
+
 def build_phone_map(
-    con: duckdb.DuckDBPyConnection, pairs_sql: str, phones: PhoneNormalizer, name: str
+    con: duckdb.DuckDBPyConnection,
+    pairs_sql: str,
+    phones: PhoneNormalizer,
+    name: str,
+    seen: str | None = None,
 ) -> str:
     """Temporary table `name` (raw, region, e164, is_valid, is_unknown, key, digits) for the
-    distinct `(raw, region)` rows of `pairs_sql` (columns named raw and region)."""
+    distinct `(raw, region)` rows of `pairs_sql` (columns named raw and region).
+
+    `seen` (from `create_seen_keys`, same normalizer) holds the keys mapped by earlier calls;
+    the keys of this call that it lacks are mapped in Python and added to it."""
+    own_seen = seen is None
+    if own_seen:
+        seen = create_seen_keys(con, f"{PREFIX}seen")
     keyed = f"{PREFIX}keyed"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {keyed} AS "
@@ -51,9 +72,12 @@ def build_phone_map(
         f"FROM (SELECT DISTINCT raw, region FROM ({pairs_sql}))",
         [KEYABLE.strip("^$"), sorted(phones.markers)],
     )
-    # distinct keys -> E.164 (the normalizer's cache, then phonenumbers for new ones)
+    # distinct keys not mapped by an earlier call -> E.164 (the normalizer's cache, then
+    # phonenumbers for new ones)
     keys = con.execute(
-        f"SELECT DISTINCT canon, region FROM {keyed} WHERE canon IS NOT NULL"
+        f"SELECT DISTINCT k.canon, k.region FROM {keyed} AS k "
+        f"ANTI JOIN {seen} AS s ON s.canon = k.canon AND s.region = k.region "
+        "WHERE k.canon IS NOT NULL"
     ).fetchall()
     started = time.perf_counter()
     parsed = phones.prime_keys(keys)
@@ -75,12 +99,16 @@ def build_phone_map(
     keys_rel = f"{PREFIX}keys"
     con.register(keys_rel, key_frame)
     try:
+        con.execute(
+            f"INSERT INTO {seen} SELECT CAST(canon AS VARCHAR), CAST(region AS VARCHAR), "
+            f"CAST(e164 AS VARCHAR), CAST(e164_key AS VARCHAR) FROM {keys_rel}"
+        )
         # invalid numbers are keyed by the HMAC of their trimmed text
         invalid = [
             text
             for (text,) in con.execute(
-                f"SELECT DISTINCT trim(k.raw) FROM {keyed} AS k JOIN {keys_rel} AS m "
-                "ON CAST(m.canon AS VARCHAR) = k.canon AND CAST(m.region AS VARCHAR) = k.region "
+                f"SELECT DISTINCT trim(k.raw) FROM {keyed} AS k JOIN {seen} AS m "
+                "ON m.canon = k.canon AND m.region = k.region "
                 "WHERE m.e164 IS NULL"
             ).fetchall()
         ]
@@ -118,8 +146,8 @@ def build_phone_map(
             "SELECT k.raw, k.region, CAST(m.e164 AS VARCHAR) AS e164, "
             "m.e164 IS NOT NULL AS is_valid, false AS is_unknown, "
             "CAST(coalesce(m.e164_key, i.text_key) AS VARCHAR) AS key, k.digits "
-            f"FROM {keyed} AS k JOIN {keys_rel} AS m ON CAST(m.canon AS VARCHAR) = k.canon "
-            "AND CAST(m.region AS VARCHAR) = k.region "
+            f"FROM {keyed} AS k JOIN {seen} AS m ON m.canon = k.canon "
+            "AND m.region = k.region "
             f"LEFT JOIN {invalid_rel} AS i ON m.e164 IS NULL "
             "AND CAST(i.text AS VARCHAR) = trim(k.raw) "
             "UNION ALL "
@@ -134,4 +162,6 @@ def build_phone_map(
             except (duckdb.Error, KeyError):  # pragma: no cover - not registered yet
                 pass
         con.execute(f"DROP TABLE IF EXISTS {keyed}")
+        if own_seen:
+            con.execute(f"DROP TABLE IF EXISTS {seen}")
     return name
