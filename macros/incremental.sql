@@ -24,9 +24,16 @@
 {% macro default__per_call_materialization() -%}{{ return('table') }}{%- endmacro %}
 {% macro duckdb__per_call_materialization() -%}{{ return('incremental') }}{%- endmacro %}
 
-{# The watermark: the highest load_seq the last complete build consumed. #}
+{#- The watermark: the highest load_seq the last complete build consumed; -1 (everything
+    loaded is new) when the warehouse has no state table yet (a `dbt build` run by hand on a
+    warehouse that `ringledger run` never built). -#}
 {% macro built_through_load_seq() -%}
-    (select coalesce(max(through_load_seq), -1) from raw.build_state where name = 'built')
+    {%- set state = adapter.get_relation(database=target.database, schema='raw', identifier='build_state') -%}
+    {%- if state is none -%}
+        cast(-1 as bigint)
+    {%- else -%}
+        (select coalesce(max(through_load_seq), -1) from {{ state }} where name = 'built')
+    {%- endif -%}
 {%- endmacro %}
 
 {# Leg call_ids with a copy loaded after the watermark. #}
