@@ -12,6 +12,7 @@
   Keys are matched on call_id alone (without source_system): a call_id of another export
   system is recomputed too, which costs a little and changes nothing.
 
+  The touched keys are computed once per build (models/intermediate/int_calls_touched.sql).
   Each model deletes the rows of the touched keys in a pre-hook and appends the recomputed
   rows (a key whose legs moved away is deleted and not appended again). On a full refresh,
   a first build or Spark (materialized as a table there), none of this renders.
@@ -36,47 +37,20 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# Leg call_ids with a copy loaded after the watermark. #}
-{% macro changed_leg_ids() -%}
-    select call_id
-    from {{ ref('stg_telephony__legs') }}
-    where load_seq > {{ ringledger.built_through_load_seq() }}
-{%- endmacro %}
-
-{# Root call ids (int_calls.call_id) of the calls touched since the watermark. #}
-{% macro changed_call_roots() -%}
-    select coalesce(legs.parent_call_id, legs.call_id) as call_id
-    from {{ ref('stg_telephony__legs') }} as legs
-    where legs.call_id in ({{ ringledger.changed_leg_ids() }})
-
-    union
-
-    select coalesce(legs.parent_call_id, legs.call_id) as call_id
-    from {{ ref('int_legs_deduplicated') }} as legs
-    inner join (
-        select distinct callid
-        from {{ ref('stg_telephony__queue_events') }}
-        where load_seq > {{ ringledger.built_through_load_seq() }}
-    ) as new_events
-        on {{ dbt.split_part('legs.call_id', "'#'", 1) }} = new_events.callid
-        or coalesce(legs.parent_call_id, legs.call_id) = new_events.callid
-    where legs.source_format = 'asterisk_cdr'
-{%- endmacro %}
-
-{#- `where` condition keeping the rows whose `column` is in the touched set of `keys_macro`
-    (changed_leg_ids or changed_call_roots); true on a full build. -#}
-{% macro in_changed(column, keys_macro) -%}
+{#- `where` condition keeping the rows whose `column` is in the touched set of `kind` ('leg':
+    leg call_ids, 'root': call roots; int_calls_touched); true on a full build. A model using it
+    declares `-- depends_on: {{ ref('int_calls_touched') }}` (dbt parses models as full builds). -#}
+{% macro in_changed(column, kind) -%}
     {%- if is_incremental() -%}
-        {%- set keys_sql = ringledger.changed_leg_ids() if keys_macro == 'changed_leg_ids' else ringledger.changed_call_roots() -%}
-        {{ column }} in (select call_id from ({{ keys_sql }}) as touched)
+        {{ column }} in (select call_id from {{ ref('int_calls_touched') }} where kind = '{{ kind }}')
     {%- else -%}
         true
     {%- endif -%}
 {%- endmacro %}
 
 {# Pre-hook: delete the rows whose `column` is in the touched set (nothing on a full build). #}
-{% macro delete_changed(column, keys_macro) -%}
+{% macro delete_changed(column, kind) -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where {{ ringledger.in_changed(column, keys_macro) }}
+        delete from {{ this }} where {{ ringledger.in_changed(column, kind) }}
     {%- endif -%}
 {%- endmacro %}

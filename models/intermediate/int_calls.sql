@@ -9,12 +9,12 @@
 -- are read in each CTE rather than through one shared CTE, which DuckDB would materialize.
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads recomputes the calls
 -- touched by them (their legs are all read again) and keeps the others.
--- depends_on: {{ ref('stg_telephony__legs') }}, {{ ref('stg_telephony__queue_events') }}
+-- depends_on: {{ ref('int_calls_touched') }}
 {{ config(
     materialized=ringledger.per_call_materialization(),
     incremental_strategy=ringledger.incremental_strategy('append'),
     on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'changed_call_roots') }}"
+    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
 ) }}
 with leg_facts as (
 
@@ -34,7 +34,7 @@ with leg_facts as (
             as has_wrong_number_disposition,
         sum(case when status = 'answered' then talk_seconds end) as talk_seconds
     from {{ ref('int_legs_deduplicated') }}
-    where {{ ringledger.in_changed('coalesce(parent_call_id, call_id)', 'changed_call_roots') }}
+    where {{ ringledger.in_changed('coalesce(parent_call_id, call_id)', 'root') }}
     group by source_system, coalesce(parent_call_id, call_id)
 
 ),
@@ -82,7 +82,7 @@ representative as (
         on legs.source_system = representative_ids.source_system
         and legs.call_id = representative_ids.call_id
     -- a representative leg belongs to its call's root: the same touched set as leg_facts
-    where {{ ringledger.in_changed('coalesce(legs.parent_call_id, legs.call_id)', 'changed_call_roots') }}
+    where {{ ringledger.in_changed('coalesce(legs.parent_call_id, legs.call_id)', 'root') }}
 
 ),
 

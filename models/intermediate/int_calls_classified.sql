@@ -4,18 +4,18 @@
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads classifies again the
 -- calls touched by them and keeps the others (a tracking-number load, a changed seed or var
 -- makes the build a full refresh: orchestration/incremental.py).
--- depends_on: {{ ref('stg_telephony__legs') }}, {{ ref('stg_telephony__queue_events') }}, {{ ref('int_legs_deduplicated') }}
+-- depends_on: {{ ref('int_calls_touched') }}
 {{ config(
     materialized=ringledger.per_call_materialization(),
     incremental_strategy=ringledger.incremental_strategy('append'),
     on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'changed_call_roots') }}"
+    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
 ) }}
 with calls as (
 
     select * from {{ ref('int_calls') }}
     where started_at_utc <= {{ as_of_utc() }}
-        and {{ ringledger.in_changed('call_id', 'changed_call_roots') }}
+        and {{ ringledger.in_changed('call_id', 'root') }}
 
 ),
 
@@ -96,7 +96,7 @@ campaign_matches as (
         and (tracking.valid_to_utc is null or inbound_calls.started_at_utc < tracking.valid_to_utc)
     where inbound_calls.direction = 'inbound'
         and inbound_calls.started_at_utc <= {{ as_of_utc() }}
-        and {{ ringledger.in_changed('inbound_calls.call_id', 'changed_call_roots') }}
+        and {{ ringledger.in_changed('inbound_calls.call_id', 'root') }}
 
 ),
 

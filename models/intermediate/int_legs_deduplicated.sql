@@ -4,17 +4,18 @@
 -- deduplicated export).
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads ranks again every
 -- copy of the call_ids that got a new copy and keeps the other legs.
+-- depends_on: {{ ref('int_calls_touched') }}
 {{ config(
     materialized=ringledger.per_call_materialization(),
     incremental_strategy=ringledger.incremental_strategy('append'),
     on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'changed_leg_ids') }}"
+    pre_hook="{{ ringledger.delete_changed('call_id', 'leg') }}"
 ) }}
 with {{ latest_copies(
     'latest_legs',
     ref('stg_telephony__legs'),
     ['source_system', 'call_id'],
-    where=ringledger.in_changed('call_id', 'changed_leg_ids'),
+    where=ringledger.in_changed('call_id', 'leg'),
     count_copies=true
 ) }},
 

@@ -1,16 +1,16 @@
 -- One row per logical call (all directions), BI-facing: no caller number, a keyed hash instead.
 -- Incremental on DuckDB like int_calls_classified (macros/incremental.sql).
--- depends_on: {{ ref('stg_telephony__legs') }}, {{ ref('stg_telephony__queue_events') }}, {{ ref('int_legs_deduplicated') }}
+-- depends_on: {{ ref('int_calls_touched') }}
 {{ config(
     materialized=ringledger.per_call_materialization(),
     incremental_strategy=ringledger.incremental_strategy('append'),
     on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'changed_call_roots') }}"
+    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
 ) }}
 with calls as (
 
     select * from {{ ref('int_calls_classified') }}
-    where {{ ringledger.in_changed('call_id', 'changed_call_roots') }}
+    where {{ ringledger.in_changed('call_id', 'root') }}
 
 ),
 
