@@ -1,9 +1,9 @@
 """Caller identity: CRM contacts sharing a normalized number, merged transitively.
 
-Rebuilt after every ingest from the current contacts (the newest copy of each contact_id:
-highest `_load_seq`, then latest line). Survivor of a group = earliest `created_at_utc`
-(unknown creation time sorts last), ties by contact_id; contacts without a valid number are
-an identity of their own.
+Rebuilt from the current contacts (the newest copy of each contact_id: highest `_load_seq`,
+then latest line) after every ingest that changed them (`refresh_contact_identities`).
+Survivor of a group = earliest `created_at_utc` (unknown creation time sorts last), ties by
+contact_id; contacts without a valid number are an identity of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +20,19 @@ _CURRENT_CONTACTS = """
     QUALIFY row_number() OVER (
         PARTITION BY contact_id ORDER BY _load_seq DESC, _line DESC
     ) = 1
+"""
+
+# What the identities were built from, stored in raw.ingest_meta with them. raw.crm_contacts
+# only ever changes by files: rows inserted with a `_load_seq` above every earlier one, rows
+# deleted by file (supersession). So its row count and highest `_load_seq` change whenever
+# its rows do; the identities' own row count catches a table emptied or recreated since.
+# _RULES names the merge rules: change it when merge_identities changes.
+_STATE_NAME = "contact_identities_built_from"
+_RULES = "1"
+_STATE = """
+    SELECT concat_ws(':', ?, (SELECT count(*) FROM raw.crm_contacts),
+        (SELECT coalesce(max(_load_seq), 0) FROM raw.crm_contacts),
+        (SELECT count(*) FROM raw.crm_contact_identities))
 """
 
 
@@ -67,8 +80,25 @@ def merge_identities(
     return out
 
 
+def _state(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute(_STATE, [_RULES]).fetchone()[0]
+
+
+def refresh_contact_identities(con: duckdb.DuckDBPyConnection) -> bool:
+    """Rebuild raw.crm_contact_identities unless it was built from the contacts as they are
+    (the contacts did not change since; see _STATE). True when rebuilt."""
+    stored = con.execute(
+        "SELECT value FROM raw.ingest_meta WHERE name = ?", [_STATE_NAME]
+    ).fetchall()
+    if stored and stored[0][0] == _state(con):
+        return False
+    rebuild_contact_identities(con)
+    return True
+
+
 def rebuild_contact_identities(con: duckdb.DuckDBPyConnection) -> int:
-    """Replace raw.crm_contact_identities (one transaction). Returns its row count."""
+    """Replace raw.crm_contact_identities and record what it was built from (one
+    transaction). Returns its row count."""
     contacts = con.execute(_CURRENT_CONTACTS).fetchall()
     merged = merge_identities(contacts)
     frame = pd.DataFrame(
@@ -90,6 +120,8 @@ def rebuild_contact_identities(con: duckdb.DuckDBPyConnection) -> int:
                 )
             finally:
                 con.unregister("_ringledger_identities")
+        con.execute("DELETE FROM raw.ingest_meta WHERE name = ?", [_STATE_NAME])
+        con.execute("INSERT INTO raw.ingest_meta VALUES (?, ?)", [_STATE_NAME, _state(con)])
         con.commit()
     except BaseException:
         con.rollback()

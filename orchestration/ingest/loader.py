@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from orchestration.config import Config
 from orchestration.ingest.crm import ENTITIES, CrmContext, EntitySpec, entity_for, read_entity
 from orchestration.ingest.csvtext import CsvText
 from orchestration.ingest.fastpath import ColumnarPlan
-from orchestration.ingest.identity import rebuild_contact_identities
+from orchestration.ingest.identity import refresh_contact_identities
 from orchestration.ingest.normalize import (
     PhoneNormalizer,
     TimestampParser,
@@ -57,6 +58,12 @@ TELEPHONY_ENTITY = "telephony"
 DUPLICATE_PREFIX = "duplicate of "
 COMMIT_ROWS = 500_000  # rows written per transaction at most (see _Ingest._transaction)
 _FINGERPRINT_INPUT = "ringledger:hash-key-fingerprint"
+HASH_CACHE_TABLE = "file_hash_cache"  # in schema raw, outside the dbt contract (_HashCache)
+# A stored hash is reused only for a file last modified at least this long before it was
+# hashed (git's "racy" rule): a write within the file system's timestamp granularity of
+# the previous one can leave the mtime unchanged, so a file modified around the moment it
+# was hashed may since have changed without its size or mtime showing it.
+RACY_NS = 2_000_000_000
 
 ENTITY_TABLES: dict[str, str] = {
     TELEPHONY_ENTITY: TELEPHONY_TABLE,
@@ -222,6 +229,86 @@ class _LedgerState:
             self.owners.setdefault((content_hash, entity), file)
 
 
+# -- content hashes -----------------------------------------------------------------------
+
+
+@dataclass
+class _Hashed:
+    size: int
+    mtime_ns: int
+    content_hash: str
+    hashed_at_ns: int  # wall clock just before the file was stat'ed and read
+
+
+class _HashCache:
+    """sha256 of the landing files by absolute path (`raw.file_hash_cache`), so that an
+    unchanged file is not read again on every run. The ledger stays keyed by content hash:
+    this only decides when the hash of the bytes on disk is already known.
+
+    A stored hash is trusted while the file's size and mtime_ns are those it had when it was
+    hashed and the file was modified at least RACY_NS before the hashing (see RACY_NS); any
+    other file is read and hashed again. Like git and rsync, this misses a rewrite that keeps
+    the size and restores an old mtime (`touch -d`, `cp -p` of other content)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS raw.{HASH_CACHE_TABLE} (path VARCHAR, size BIGINT, "
+            "mtime_ns BIGINT, content_hash VARCHAR, hashed_at_ns BIGINT)"
+        )
+        rows = con.execute(
+            f"SELECT path, size, mtime_ns, content_hash, hashed_at_ns FROM raw.{HASH_CACHE_TABLE}"
+        ).fetchall()
+        self.entries = {row[0]: _Hashed(*row[1:]) for row in rows}
+        self.changed = False
+
+    def known(self, path: Path) -> str | None:
+        """The stored hash of the file when it can be trusted (see class), else None."""
+        entry = self.entries.get(str(path.absolute()))
+        if entry is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+            return None
+        if st.st_mtime_ns > entry.hashed_at_ns - RACY_NS:
+            return None
+        return entry.content_hash
+
+    def read(self, path: Path) -> tuple[bytes, str]:
+        """The file's bytes and their sha256, remembered with the file's stat. OSError when
+        unreadable."""
+        # The clock is read first: a write after this moment leaves the file an mtime no
+        # older than it by more than the timestamp granularity (under RACY_NS), so if that
+        # mtime equals the one stored here, the entry is racy and not trusted.
+        hashed_at_ns = time.time_ns()
+        st = path.stat()
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) == st.st_size:  # else it changed while being read: not remembered
+            entry = _Hashed(st.st_size, st.st_mtime_ns, digest, hashed_at_ns)
+            self.entries[str(path.absolute())] = entry
+            self.changed = True
+        return data, digest
+
+    def write(self, con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
+        """Store the entries of `paths` (the files of this run; the others are dropped)."""
+        seen = {str(path.absolute()) for path in paths}
+        kept = {key: entry for key, entry in self.entries.items() if key in seen}
+        if not self.changed and len(kept) == len(self.entries):
+            return
+        self.entries = kept
+        frame = pd.DataFrame(
+            [(key, *astuple(entry)) for key, entry in kept.items()],
+            columns=["path", *(f.name for f in fields(_Hashed))],
+        )
+        con.execute(f"DELETE FROM raw.{HASH_CACHE_TABLE}")
+        if kept:
+            _insert_frame(con, HASH_CACHE_TABLE, frame)
+        self.changed = False
+
+
 # -- frames -------------------------------------------------------------------------------
 
 
@@ -304,6 +391,17 @@ class _Ingest:
         )
         self.summary = IngestSummary(rows_loaded_by_table={t: 0 for t in DATA_TABLES})
         self.state = _LedgerState.read(con)
+        self.hashes = _HashCache(con)
+        self.unchanged: set[str] = set()  # files known unchanged without reading them
+
+    def find_unchanged(self, candidates: list[Candidate]) -> None:
+        """The files whose stored hash (see _HashCache) is that of their current load."""
+        for cand in candidates:
+            current = self.state.current.get(cand.rel)
+            if current is None or cand.refusal:
+                continue
+            if self.hashes.known(cand.path) == current.content_hash:
+                self.unchanged.add(cand.rel)
 
     # .. one file ..........................................................................
     def process(self, cand: Candidate) -> None:
@@ -321,19 +419,20 @@ class _Ingest:
         if cand.refusal:
             self._refuse(cand, None, cand.refusal, entity, None)
             return
+        if cand.rel in self.unchanged:
+            self._skip_unchanged(cand)
+            return
         try:
-            data = cand.path.read_bytes()
+            data, digest = self.hashes.read(cand.path)
         except IsADirectoryError:
             self._refuse(cand, None, "unreadable: is a directory", entity, None)
             return
         except OSError as exc:
             self._refuse(cand, None, f"unreadable: {_os_reason(exc)}", entity, None)
             return
-        digest = hashlib.sha256(data).hexdigest()
         current = self.state.current.get(cand.rel)
         if current is not None and current.content_hash == digest:
-            self.summary.files_skipped_unchanged += 1
-            self.summary.files.append(FileOutcome(cand.rel, "skipped_unchanged"))
+            self._skip_unchanged(cand)  # e.g. touched, or copied over with the same bytes
             return
         assert entity is not None
         fmt: str | None = "csv" if cand.spec else None
@@ -361,6 +460,10 @@ class _Ingest:
         if parsed.relation:
             self.summary.files_columnar += 1
         self._write(cand, digest, entity, parsed.format, parsed, reason=None, old=current)
+
+    def _skip_unchanged(self, cand: Candidate) -> None:
+        self.summary.files_skipped_unchanged += 1
+        self.summary.files.append(FileOutcome(cand.rel, "skipped_unchanged"))
 
     def _read_rows(self, cand: Candidate, payload: bytes) -> ParsedFile:
         """The file's rows and rejects through the row readers; FileRefused when unreadable."""
@@ -625,6 +728,10 @@ class _Ingest:
             self._pending = 0
             self.con.commit()
 
+    def save_hashes(self, candidates: list[Candidate]) -> None:
+        """Store the content hashes of this run (in the open transaction, if any)."""
+        self._transaction(lambda: self.hashes.write(self.con, [c.path for c in candidates]))
+
     # .. hashing key .......................................................................
     def rekey_if_needed(self) -> bool:
         """Recompute every stored `*_key` when the hashing key changed since the last ingest."""
@@ -707,11 +814,14 @@ def ingest_landing(
     if rekeyed:
         log.warning("hashing key changed since the last ingest: stored *_key columns recomputed")
     candidates = discover(landing_dir)
+    run.find_unchanged(candidates)
+    # files that may be new or changed: the others are not read at all, not even planned
+    maybe_new = [c for c in candidates if c.rel not in run.unchanged]
     if run.use_columnar:
-        run.columnar = ColumnarPlan(run, candidates)
+        run.columnar = ColumnarPlan(run, maybe_new)
     planned = run.columnar.planned if run.columnar else set()
     # a speed-up only: warms the phone-number cache for the files the row readers will read
-    prime_new_files(run, [c for c in candidates if c.rel not in planned])
+    prime_new_files(run, [c for c in maybe_new if c.rel not in planned])
     try:
         if progress and candidates:
             from rich.console import Console
@@ -726,6 +836,7 @@ def ingest_landing(
         else:
             for cand in candidates:
                 run.process(cand)
+        run.save_hashes(candidates)
         run.commit()
     except BaseException:
         run.rollback()  # like a crash: the files of the open transaction load next time
@@ -733,7 +844,7 @@ def ingest_landing(
     finally:
         if run.columnar:
             run.columnar.close()
-    rebuild_contact_identities(con)
+    refresh_contact_identities(con)
     summary = run.summary
     for table in TABLES:
         (count,) = _one(con, f"SELECT count(*) FROM raw.{table}")

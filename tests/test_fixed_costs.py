@@ -1,0 +1,202 @@
+"""The parts of an ingest that cost the same whatever is new: hashing the landing files and
+rebuilding the contact identities are skipped when nothing they depend on changed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from ingest_helpers import ingest, ledger, put, query, scalar
+
+from orchestration.ingest import identity
+
+LEG_HEADER = "call_id,direction,started_at,ended_at,from_number,to_number,status"
+CONTACTS_HEADER = "contact_id,phone,mobile_phone,email,created_at,updated_at,lifecycle,owner"
+
+
+def legs_csv(*call_ids: str) -> str:
+    rows = [
+        f"{call_id},inbound,2025-01-06 09:00:00,2025-01-06 09:05:00,"
+        "(212) 555-0100,+12125550101,no_answer"
+        for call_id in call_ids
+    ]
+    return "\n".join([LEG_HEADER, *rows]) + "\n"
+
+
+def contacts_csv(*rows: str) -> str:
+    return "\n".join([CONTACTS_HEADER, *rows]) + "\n"
+
+
+def set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture
+def reads(monkeypatch) -> dict[str, int]:
+    """How many times each landing file's bytes were read (by name)."""
+    counts: dict[str, int] = {}
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        counts[self.name] = counts.get(self.name, 0) + 1
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return counts
+
+
+# -- content hashes ---------------------------------------------------------------------------
+
+
+def test_an_unchanged_file_is_not_read_again(con, landing, config, reads):
+    path = put(landing, "telephony/calls.csv", legs_csv("c1", "c2"))
+    set_mtime(path, time.time_ns() - 60 * 10**9)  # written a minute before it is hashed
+    ingest(con, landing, config)
+    assert reads["calls.csv"] >= 1
+    reads.clear()
+    summary = ingest(con, landing, config)
+    assert summary.files_skipped_unchanged == 1
+    assert reads.get("calls.csv", 0) == 0
+    # the ledger still holds the content hash
+    assert len(ledger(con)) == 1
+
+
+def test_a_rewritten_file_with_a_new_mtime_is_hashed_and_loaded(con, landing, config, reads):
+    path = put(landing, "telephony/calls.csv", legs_csv("c1", "c2"))
+    old = time.time_ns() - 60 * 10**9
+    set_mtime(path, old)
+    ingest(con, landing, config)
+    put(landing, "telephony/calls.csv", legs_csv("c1", "c3"))  # same size, new content
+    set_mtime(path, old + 10**9)
+    reads.clear()
+    summary = ingest(con, landing, config)
+    assert reads["calls.csv"] >= 1
+    assert summary.files_loaded == 1
+    assert {r["call_id"] for r in query(con, "select call_id from raw.telephony_legs")} == {
+        "c1",
+        "c3",
+    }
+    assert [r["status"] for r in ledger(con)] == ["superseded", "loaded"]
+
+
+@pytest.mark.parametrize(
+    ("age_seconds", "reloaded"),
+    [
+        (0, True),  # modified as it was hashed: racy, so hashed again
+        (60, False),  # modified well before: size and mtime are trusted (as git does)
+    ],
+)
+def test_same_size_and_mtime_is_rehashed_only_in_the_racy_window(
+    con, landing, config, reads, age_seconds, reloaded
+):
+    path = put(landing, "telephony/calls.csv", legs_csv("c1", "c2"))
+    mtime = time.time_ns() - age_seconds * 10**9
+    set_mtime(path, mtime)
+    ingest(con, landing, config)
+    put(landing, "telephony/calls.csv", legs_csv("c1", "c3"))
+    set_mtime(path, mtime)  # the rewrite keeps the size and the mtime
+    reads.clear()
+    summary = ingest(con, landing, config)
+    assert (reads.get("calls.csv", 0) > 0) is reloaded
+    assert summary.files_loaded == int(reloaded)
+    ids = {r["call_id"] for r in query(con, "select call_id from raw.telephony_legs")}
+    assert ids == ({"c1", "c3"} if reloaded else {"c1", "c2"})
+
+
+def test_the_cache_follows_the_landing_files(con, landing, config):
+    for name in ("a.csv", "b.csv"):
+        set_mtime(put(landing, f"telephony/{name}", legs_csv(name)), time.time_ns() - 10**11)
+    ingest(con, landing, config)
+    assert scalar(con, "select count(*) from raw.file_hash_cache") == 2
+    (landing / "telephony" / "b.csv").unlink()  # removing a file retracts nothing
+    ingest(con, landing, config)
+    paths = [r["path"] for r in query(con, "select path from raw.file_hash_cache")]
+    assert paths == [str((landing / "telephony" / "a.csv").absolute())]
+    assert scalar(con, "select count(*) from raw.telephony_legs") == 2
+
+
+def test_a_warehouse_without_the_cache_table_still_ingests(con, landing, config):
+    put(landing, "telephony/calls.csv", legs_csv("c1"))
+    ingest(con, landing, config)
+    con.execute("drop table raw.file_hash_cache")  # as a warehouse of an earlier version
+    summary = ingest(con, landing, config)
+    assert summary.files_skipped_unchanged == 1
+    assert scalar(con, "select count(*) from raw.file_hash_cache") == 1
+
+
+# -- contact identities -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rebuilds(monkeypatch) -> list[int]:
+    """One entry per rebuild of the contact identities."""
+    calls: list[int] = []
+    real_rebuild = identity.rebuild_contact_identities
+
+    def rebuild(con) -> int:
+        calls.append(1)
+        return real_rebuild(con)
+
+    monkeypatch.setattr(identity, "rebuild_contact_identities", rebuild)
+    return calls
+
+
+def identities(con) -> list[tuple]:
+    return con.execute("select * from raw.crm_contact_identities order by all").fetchall()
+
+
+def test_identities_are_rebuilt_only_when_the_contacts_change(con, landing, config, rebuilds):
+    put(
+        landing,
+        "crm/contacts.csv",
+        contacts_csv(
+            "k1,(212) 555-0100,,,2024-05-01,,lead,",
+            "k2,212-555-0100,+1 310 555 0100,,2024-06-01,,lead,",
+        ),
+    )
+    ingest(con, landing, config)
+    assert len(rebuilds) == 1
+    put(landing, "telephony/calls.csv", legs_csv("c1"))  # telephony only
+    ingest(con, landing, config)
+    assert len(rebuilds) == 1
+    ingest(con, landing, config)  # nothing new
+    assert len(rebuilds) == 1
+    put(landing, "crm/contacts_2.csv", contacts_csv("k3,(310) 555-0100,,,2024-01-01,,lead,"))
+    ingest(con, landing, config)
+    assert len(rebuilds) == 2
+    kept = identities(con)
+    assert ("k1", "k3", 3) in kept
+    identity.rebuild_contact_identities(con)  # forced
+    assert identities(con) == kept
+    # a retraction (header-only correction) changes the contacts too
+    put(landing, "crm/contacts_2.csv", contacts_csv())
+    ingest(con, landing, config)
+    assert len(rebuilds) == 4  # the forced one above, then this run's
+    assert ("k1", "k1", 2) in identities(con)
+
+
+def test_identities_lost_to_a_crash_are_rebuilt_on_the_next_run(con, landing, config, monkeypatch):
+    put(landing, "crm/contacts.csv", contacts_csv("k1,(212) 555-0100,,,2024-05-01,,lead,"))
+
+    def crash(con) -> int:
+        raise KeyboardInterrupt
+
+    real_rebuild = identity.rebuild_contact_identities
+    monkeypatch.setattr(identity, "rebuild_contact_identities", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(con, landing, config)  # the contacts are committed, their identities are not
+    monkeypatch.setattr(identity, "rebuild_contact_identities", real_rebuild)
+    assert identities(con) == []
+    summary = ingest(con, landing, config)
+    assert summary.files_skipped_unchanged == 1
+    assert identities(con) == [("k1", "k1", 1)]
+
+
+def test_identities_emptied_since_they_were_built_are_rebuilt(con, landing, config):
+    put(landing, "crm/contacts.csv", contacts_csv("k1,(212) 555-0100,,,2024-05-01,,lead,"))
+    ingest(con, landing, config)
+    con.execute("delete from raw.crm_contact_identities")
+    ingest(con, landing, config)
+    assert identities(con) == [("k1", "k1", 1)]
