@@ -41,7 +41,10 @@ with an empty id is rejected (`missing <id column>`), as is a leg with an empty
 
 `raw.ingest_meta` (outside the dbt contract) stores a fingerprint of the hashing key; when
 the key changes, every stored `*_key` column is recomputed before loading, so keys never
-mix two hashing keys.
+mix two hashing keys. It also records what the contact identities were built from
+(identity.refresh_contact_identities rebuilds them only when the contacts changed).
+`raw.file_hash_cache` keeps each landing file's size, mtime and content hash, so that an
+unchanged file is not read again (loader._HashCache; the ledger stays keyed by content).
 """
 
 from orchestration.ingest import asterisk, queue_log, twilio  # noqa: F401  (register formats)

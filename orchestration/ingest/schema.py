@@ -138,7 +138,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         *META_COLUMNS,
     ],
     # Not part of the dbt contract: the fingerprint of the hashing key the stored `*_key`
-    # columns were computed with (see normalize.rekey_if_needed).
+    # columns were computed with (see normalize.rekey_if_needed), and what the contact
+    # identities were built from (identity.refresh_contact_identities).
     "ingest_meta": [
         ("name", "VARCHAR"),
         ("value", "VARCHAR"),
