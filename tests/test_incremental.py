@@ -32,39 +32,23 @@ DAYS = 9
 LAST_DAY = "2025-03-11"
 
 
-def _marts(path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        tables = [
-            row[0]
-            for row in con.execute(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'marts' and table_name <> 'data_quality_results' "
-                "order by table_name"
-            ).fetchall()
-        ]
-        return {
-            table: sorted(
-                con.execute(f"select * from marts.{table}").fetchall(),
-                key=lambda row: tuple((v is None, str(v)) for v in row),
-            )
-            for table in tables
-        }
-
-
 # differ between a daily and a full load of the same files (the order files were loaded in)
 BOOKKEEPING = {"load_id", "load_seq", "loaded_at"}
 # what the last build recomputed: differs between an incremental and a full build by design
 TOUCHED = "int_calls_touched"
 
 
-def _intermediate(path) -> dict[str, list[tuple]]:
+def _tables(path, schema, skip_tables=(), skip_columns=()) -> dict[str, list[tuple]]:
+    """Every table of `schema` (but `skip_tables`) as sorted rows, without `skip_columns`."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [
             row[0]
             for row in con.execute(
                 "select table_name from information_schema.tables "
-                "where table_schema = 'intermediate' order by table_name"
+                "where table_schema = ? order by table_name",
+                [schema],
             ).fetchall()
+            if row[0] not in skip_tables
         ]
         result = {}
         for table in tables:
@@ -72,15 +56,22 @@ def _intermediate(path) -> dict[str, list[tuple]]:
                 row[0]
                 for row in con.execute(
                     "select column_name from information_schema.columns "
-                    "where table_schema = 'intermediate' and table_name = ? "
-                    "order by ordinal_position",
-                    [table],
+                    "where table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, table],
                 ).fetchall()
-                if row[0] not in BOOKKEEPING
+                if row[0] not in skip_columns
             ]
-            rows = con.execute(f"select {', '.join(columns)} from intermediate.{table}").fetchall()
+            rows = con.execute(f"select {', '.join(columns)} from {schema}.{table}").fetchall()
             result[table] = sorted(rows, key=lambda row: tuple((v is None, str(v)) for v in row))
         return result
+
+
+def _marts(path) -> dict[str, list[tuple]]:
+    return _tables(path, "marts", skip_tables={"data_quality_results"})
+
+
+def _intermediate(path) -> dict[str, list[tuple]]:
+    return _tables(path, "intermediate", skip_columns=BOOKKEEPING)
 
 
 def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
