@@ -9,7 +9,8 @@ changed, so a build is a full refresh (`dbt build --full-refresh`) when:
 
 - the warehouse has no watermark yet (first build, or a warehouse from an older version);
 - the fingerprint changed: dbt vars, seeds in force, the project's models, macros or
-  `dbt_project.yml` (a changed rule or threshold can change every call);
+  `dbt_project.yml` (a changed rule or threshold can change every call), or the hashing key
+  (ingest rewrites every stored `*_key` column in place when it changes);
 - a loaded file since the watermark superseded or retracted an earlier file (its rows were
   deleted from raw: the calls they belonged to cannot be found from the new rows);
 - tracking numbers were loaded since the watermark (a campaign can change on any call).
@@ -24,7 +25,6 @@ keys; docs/scale-out.md), so none of this applies there.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +84,24 @@ def _state(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
+def _with_hash_key(con: duckdb.DuckDBPyConnection, fingerprint_: str) -> str:
+    """`fingerprint_` combined with the hashing key's fingerprint in raw.ingest_meta: a new
+    key rewrites every stored `*_key` column in place (no new load), which only a full
+    build carries into the per-call models."""
+    try:
+        row = con.execute(
+            "SELECT value FROM raw.ingest_meta WHERE name = 'hash_key_fingerprint'"
+        ).fetchone()
+    except duckdb.CatalogException:
+        row = None
+    key = row[0] if row else ""
+    return hashlib.sha256(f"{fingerprint_}\0{key}".encode()).hexdigest()
+
+
 def plan_build(con: duckdb.DuckDBPyConnection, current_fingerprint: str) -> BuildPlan:
     """Full refresh or incremental, for the builds of this run (see the module docstring)."""
     ensure_state_table(con)
+    current_fingerprint = _with_hash_key(con, current_fingerprint)
     through = con.execute("SELECT coalesce(max(load_seq), -1) FROM raw.load_ledger").fetchone()[0]
     built = _state(con, "built")
 
@@ -97,7 +112,7 @@ def plan_build(con: duckdb.DuckDBPyConnection, current_fingerprint: str) -> Buil
         return plan(True, "no earlier build")
     watermark, built_fingerprint = built
     if built_fingerprint != current_fingerprint:
-        return plan(True, "vars, seeds or models changed")
+        return plan(True, "vars, seeds, models or the hashing key changed")
     corrected = con.execute(
         "SELECT min(new.file) FROM raw.load_ledger AS new "
         "JOIN raw.load_ledger AS old ON old.file = new.file AND old.status = 'superseded' "
@@ -148,8 +163,3 @@ def last_mode(con: duckdb.DuckDBPyConnection) -> str | None:
     except duckdb.CatalogException:
         return None
     return row[0] if row else None
-
-
-def vars_json(vars_arg: list[str]) -> str:
-    """The JSON of a `--vars JSON` argument list (as passed to dbt)."""
-    return vars_arg[1] if len(vars_arg) == 2 else json.dumps(vars_arg)

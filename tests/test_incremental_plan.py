@@ -54,6 +54,17 @@ def test_changed_fingerprint_is_full(con):
     assert incremental.plan_build(con, "f2").full_refresh
 
 
+def test_new_hashing_key_is_full(con):
+    """Ingest rewrites the stored *_key columns in place when the key changes: no new load
+    shows it, the per-call models must be rebuilt."""
+    con.execute("create table raw.ingest_meta (name varchar, value varchar)")
+    con.execute("insert into raw.ingest_meta values ('hash_key_fingerprint', 'k1')")
+    _built(con)
+    assert not incremental.plan_build(con, "f1").full_refresh
+    con.execute("update raw.ingest_meta set value = 'k2'")
+    assert incremental.plan_build(con, "f1").full_refresh
+
+
 def test_correction_since_the_watermark_is_full(con):
     _built(con)
     con.execute("update raw.load_ledger set status = 'superseded' where load_seq = 1")
