@@ -54,3 +54,15 @@
         delete from {{ this }} where {{ ringledger.in_changed(column, kind) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The config of a per-call model (int_legs_deduplicated with kind 'leg'; int_calls,
+    int_calls_classified and fct_calls with 'root'): incremental on DuckDB, rows of the
+    touched `call_id`s deleted by a pre-hook, recomputed rows appended. -#}
+{% macro per_call_config(kind) -%}
+    {{ config(
+        materialized=ringledger.per_call_materialization(),
+        incremental_strategy=ringledger.incremental_strategy('append'),
+        on_schema_change='fail',
+        pre_hook="{{ ringledger.delete_changed('call_id', '" ~ kind ~ "') }}"
+    ) }}
+{%- endmacro %}

@@ -20,6 +20,15 @@
         {% if not loop.first %}and {% endif %}copies.{{ column }} is not distinct from source.{{ column }}
     {%- endfor %}
 {%- endset -%}
+{#- the copy count (with count_copies), then every row joined to its key's count -#}
+{%- set copies_joined -%}
+        {%- if count_copies %},
+        copies.copies_delivered
+        {%- endif %}
+    from {{ filtered }} as source
+    inner join {{ name }}_copies as copies
+        on {{ key_match }}
+{%- endset -%}
 {{ name }}_copies as (
 
     select
@@ -37,12 +46,7 @@
     select
         source.*,
         cast(1 as bigint) as copy_rank
-        {%- if count_copies %},
-        copies.copies_delivered
-        {%- endif %}
-    from {{ filtered }} as source
-    inner join {{ name }}_copies as copies
-        on {{ key_match }}
+{{ copies_joined }}
     where copies.copies_delivered = 1
 
 ),
@@ -55,12 +59,7 @@
             partition by {% for column in key_columns %}source.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
             order by source.load_seq desc nulls last, source.source_line desc nulls last
         ) as copy_rank
-        {%- if count_copies %},
-        copies.copies_delivered
-        {%- endif %}
-    from {{ filtered }} as source
-    inner join {{ name }}_copies as copies
-        on {{ key_match }}
+{{ copies_joined }}
     where copies.copies_delivered > 1
 
 ),

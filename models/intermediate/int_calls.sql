@@ -10,12 +10,7 @@
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads recomputes the calls
 -- touched by them (their legs are all read again) and keeps the others.
 -- depends_on: {{ ref('int_calls_touched') }}
-{{ config(
-    materialized=ringledger.per_call_materialization(),
-    incremental_strategy=ringledger.incremental_strategy('append'),
-    on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
-) }}
+{{ ringledger.per_call_config('root') }}
 with leg_facts as (
 
     select

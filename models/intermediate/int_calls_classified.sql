@@ -5,12 +5,7 @@
 -- calls touched by them and keeps the others (a tracking-number load, a changed seed or var
 -- makes the build a full refresh: orchestration/incremental.py).
 -- depends_on: {{ ref('int_calls_touched') }}
-{{ config(
-    materialized=ringledger.per_call_materialization(),
-    incremental_strategy=ringledger.incremental_strategy('append'),
-    on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
-) }}
+{{ ringledger.per_call_config('root') }}
 with calls as (
 
     select * from {{ ref('int_calls') }}

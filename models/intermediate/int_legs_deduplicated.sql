@@ -5,12 +5,7 @@
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads ranks again every
 -- copy of the call_ids that got a new copy and keeps the other legs.
 -- depends_on: {{ ref('int_calls_touched') }}
-{{ config(
-    materialized=ringledger.per_call_materialization(),
-    incremental_strategy=ringledger.incremental_strategy('append'),
-    on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'leg') }}"
-) }}
+{{ ringledger.per_call_config('leg') }}
 with {{ latest_copies(
     'latest_legs',
     ref('stg_telephony__legs'),

@@ -1,12 +1,7 @@
 -- One row per logical call (all directions), BI-facing: no caller number, a keyed hash instead.
 -- Incremental on DuckDB like int_calls_classified (macros/incremental.sql).
 -- depends_on: {{ ref('int_calls_touched') }}
-{{ config(
-    materialized=ringledger.per_call_materialization(),
-    incremental_strategy=ringledger.incremental_strategy('append'),
-    on_schema_change='fail',
-    pre_hook="{{ ringledger.delete_changed('call_id', 'root') }}"
-) }}
+{{ ringledger.per_call_config('root') }}
 with calls as (
 
     select * from {{ ref('int_calls_classified') }}

@@ -66,11 +66,11 @@ class RingledgerTranslator(DagsterDbtTranslator):
 translator = RingledgerTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _build_plan(warehouse: WarehouseResource, env: dict[str, str], vars_arg: list[str]):
+def _build_plan(warehouse: WarehouseResource, env: dict[str, str], vars_json: str):
     """Full refresh or incremental for this build (orchestration/incremental.py)."""
     seed_dir = env.get("RINGLEDGER_SEED_DIR")
     current = incremental.fingerprint(
-        incremental.vars_json(vars_arg),
+        vars_json,
         project.REPO_ROOT / seed_dir if seed_dir else None,
         warehouse.engine_name,
     )
@@ -93,7 +93,7 @@ def _dbt_build(
     for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
         args += ["--exclude-resource-type", resource_type]
     if warehouse.engine_name != "spark":
-        plan = _build_plan(warehouse, env, vars_arg)
+        plan = _build_plan(warehouse, env, vars_arg[-1])  # ["--vars", JSON]
         context.log.info("dbt build of the %s: %s", layer, plan.mode)
         if plan.full_refresh:
             args.append("--full-refresh")
