@@ -2,8 +2,8 @@
   Incremental per-call models (docs/benchmarks.md, "Incremental daily loads";
   orchestration/incremental.py decides when a build must be a full refresh instead).
 
-  An incremental build of int_legs_deduplicated, int_calls, int_calls_classified and fct_calls
-  recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
+  An incremental build of int_legs_deduplicated, int_calls and int_calls_classified (fct_calls
+  is a view over the last) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
   name 'built') and keeps the other calls' rows. "Touched" is a superset, never a subset:
   - a leg key (call_id) with a new copy: every copy of it is ranked again, and the calls of
     every copy (a corrected copy may move the leg to another parent: both calls change);
@@ -55,8 +55,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The config of a per-call model (int_legs_deduplicated with kind 'leg'; int_calls,
-    int_calls_classified and fct_calls with 'root'): incremental on DuckDB, rows of the
+{#- The config of a per-call model (int_legs_deduplicated with kind 'leg'; int_calls
+    and int_calls_classified with 'root'): incremental on DuckDB, rows of the
     touched `call_id`s deleted by a pre-hook, recomputed rows appended. -#}
 {% macro per_call_config(kind) -%}
     {{ config(

@@ -1,7 +1,7 @@
 """When dbt may build the incremental models from what was loaded since the last build.
 
-The per-call models (`int_legs_deduplicated`, `int_calls`, `int_calls_classified`,
-`fct_calls`) are incremental on DuckDB: a build recomputes only the calls touched by rows
+The per-call models (`int_legs_deduplicated`, `int_calls`, `int_calls_classified`; the
+mart `fct_calls` is a view over the last) are incremental on DuckDB: a build recomputes only the calls touched by rows
 loaded after the warehouse's watermark (`raw.build_state`, the highest ledger `load_seq` that
 a complete build of the models and the marts has consumed) and leaves every other call's rows
 as they are (macros/incremental.sql). That is only equal to a full rebuild when nothing else

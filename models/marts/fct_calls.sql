@@ -1,11 +1,11 @@
 -- One row per logical call (all directions), BI-facing: no caller number, a keyed hash instead.
--- Incremental on DuckDB like int_calls_classified (macros/incremental.sql).
--- depends_on: {{ ref('int_calls_touched') }}
-{{ ringledger.per_call_config('root') }}
+-- A view in the warehouse: the columns of int_calls_classified (incremental on DuckDB) without
+-- the caller's number, so the warehouse does not compress the calls a third time; the
+-- published file holds it as a table (orchestration/publish.py). docs/benchmarks.md.
+{{ config(materialized='view') }}
 with calls as (
 
     select * from {{ ref('int_calls_classified') }}
-    where {{ ringledger.in_changed('call_id', 'root') }}
 
 ),
 
