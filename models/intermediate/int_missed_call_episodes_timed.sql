@@ -48,10 +48,24 @@ instants as (
     union all
     select episode_id, site, 'contact' as instant_kind, first_contact_at_utc as instant_at_utc from episodes
     where first_contact_at_utc is not null
-    union all
-    select episodes.episode_id, episodes.site, 'as_of' as instant_kind, as_of.as_of_utc as instant_at_utc
-    from episodes
+
+),
+
+-- the cumulative open time at the as-of instant depends on the site only: one row a site
+-- (a range lookup over that site's segments), not one instant per episode
+site_as_of as (
+
+    select
+        segments.site,
+        segments.open_seconds_before
+            + case
+                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'as_of.as_of_utc') }}
+                else 0.0
+            end as cumulative_at_as_of
+    from segments
     cross join as_of
+    where segments.segment_start_utc <= as_of.as_of_utc
+        and as_of.as_of_utc < segments.segment_end_utc
 
 ),
 
@@ -129,7 +143,6 @@ pivoted as (
         max(case when instant_kind = 'first_miss' then cumulative_open_seconds end) as cumulative_at_first_miss,
         max(case when instant_kind = 'attempt' then cumulative_open_seconds end) as cumulative_at_attempt,
         max(case when instant_kind = 'contact' then cumulative_open_seconds end) as cumulative_at_contact,
-        max(case when instant_kind = 'as_of' then cumulative_open_seconds end) as cumulative_at_as_of,
         max(case when instant_kind = 'first_miss' and is_open then 1 else 0 end) = 1 as is_business_hours
     from cumulated
     group by episode_id
@@ -148,32 +161,88 @@ with_sla as (
             when not episodes.is_noise and slas.sla_business_minutes is not null
                 then pivoted.cumulative_at_first_miss + slas.sla_business_minutes * 60.0
         end as sla_target_cumulative_seconds,
-        pivoted.cumulative_at_as_of
+        site_as_of.cumulative_at_as_of
     from episodes
     left join pivoted
         on episodes.episode_id = pivoted.episode_id
     left join slas
         on episodes.intent = slas.intent
+    left join site_as_of
+        on episodes.site = site_as_of.site
+
+),
+
+-- the open segment in which each SLA target (a cumulative open time) falls: the open segment
+-- with the largest open_seconds_before below the target, found like `located` by a running max
+-- over one line of open segments and targets per site (a target sorts before a segment starting
+-- at the same cumulative value: the target must be strictly after the segment's start). The
+-- open segments' open_seconds_before only grow with time, so no other segment can hold it.
+-- Performance: the range join it replaces compared every target with every open segment of its
+-- site.
+due_timeline as (
+
+    select
+        site,
+        open_seconds_before as cumulative_seconds,
+        1 as row_kind,
+        open_seconds_before,
+        cast(null as {{ dbt.type_string() }}) as episode_id,
+        cast(null as {{ dbt.type_timestamp() }}) as first_missed_at_utc,
+        cast(null as {{ dbt.type_float() }}) as sla_business_minutes
+    from segments
+    where is_open
+
+    union all
+
+    select
+        site,
+        sla_target_cumulative_seconds as cumulative_seconds,
+        0 as row_kind,
+        cast(null as {{ dbt.type_float() }}) as open_seconds_before,
+        episode_id,
+        first_missed_at_utc,
+        sla_business_minutes
+    from with_sla
+    where sla_target_cumulative_seconds is not null
+
+),
+
+due_located as (
+
+    select
+        site,
+        cumulative_seconds,
+        row_kind,
+        episode_id,
+        first_missed_at_utc,
+        sla_business_minutes,
+        max(open_seconds_before) over (
+            partition by site
+            order by cumulative_seconds asc nulls last, row_kind asc nulls last
+            rows between unbounded preceding and current row
+        ) as containing_open_seconds_before
+    from due_timeline
 
 ),
 
 due_times as (
 
     select
-        with_sla.episode_id,
+        due_located.episode_id,
         min(
             case
-                when with_sla.sla_business_minutes <= 0 then with_sla.first_missed_at_utc
-                else {{ add_seconds('segments.segment_start_utc', 'with_sla.sla_target_cumulative_seconds - segments.open_seconds_before') }}
+                when due_located.sla_business_minutes <= 0 then due_located.first_missed_at_utc
+                else {{ add_seconds('segments.segment_start_utc', 'due_located.cumulative_seconds - segments.open_seconds_before') }}
             end
         ) as sla_due_at_utc
-    from with_sla
+    from due_located
     inner join segments
-        on with_sla.site = segments.site
+        on due_located.site = segments.site
+        and due_located.containing_open_seconds_before = segments.open_seconds_before
         and segments.is_open
-        and segments.open_seconds_before < with_sla.sla_target_cumulative_seconds
-        and with_sla.sla_target_cumulative_seconds <= segments.open_seconds_before + segments.segment_seconds
-    group by with_sla.episode_id
+    where due_located.row_kind = 0
+        and due_located.cumulative_seconds <= segments.open_seconds_before + segments.segment_seconds
+    group by due_located.episode_id
 
 ),
 
