@@ -1,16 +1,111 @@
-"""Publication of the marts to the read-only file BI tools open (atomic replace)."""
+"""Publication of the marts to the read-only file BI tools open (atomic replace).
+
+A publish writes a new file beside the published one and renames it over it. The new file is
+either built from nothing (every marts table compressed again: a full publish) or, after
+incremental builds, a copy of the file published last with `fct_calls` patched: the rows of
+the calls the builds since then recomputed (`raw.publish_delta`, noted after each marts
+build from `intermediate.int_calls_touched`) deleted and inserted again, every other table
+replaced whole (docs/operations.md, "Publication"). A delta is used only when the file on
+disk is the one this warehouse published last (same path, inode, size and mtime, recorded in
+`raw.publish_state`) and no full-refresh build, Spark build or other change of every call
+happened since; anything else publishes in full.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 PUBLISHED_SCHEMA = "marts"
+# the mart whose rows are the per-call models' (incremental on DuckDB): patched by a delta
+DELTA_TABLE = "fct_calls"
+DELTA_KEY = "call_id"
+STATE_TABLE = "raw.publish_state"
+DELTA_CALLS = "raw.publish_delta"
+TOUCHED = "intermediate.int_calls_touched"
+
+
+def ensure_publish_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
+        "name VARCHAR PRIMARY KEY, "  # 'published' (the file last published) or 'full_pending'
+        "marts_path VARCHAR, inode BIGINT, size BIGINT, mtime_ns BIGINT, "
+        "mode VARCHAR, delta_calls BIGINT, recorded_at TIMESTAMP)"
+    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {DELTA_CALLS} ({DELTA_KEY} VARCHAR)")
+
+
+def note_marts_built(con: duckdb.DuckDBPyConnection, incremental: bool) -> None:
+    """After a complete marts build: the calls it recomputed join the delta of the next
+    publish; a build that was not incremental makes the next publish a full one."""
+    ensure_publish_state(con)
+    if incremental:
+        try:
+            con.execute(
+                f"INSERT INTO {DELTA_CALLS} SELECT DISTINCT call_id FROM {TOUCHED} "
+                "WHERE kind = 'root'"
+            )
+            return
+        except duckdb.CatalogException:
+            pass  # no touched set: publish in full
+    con.execute(
+        f"INSERT OR REPLACE INTO {STATE_TABLE} (name, mode, recorded_at) "
+        "VALUES ('full_pending', 'full', now()::TIMESTAMP)"
+    )
+
+
+def _identity(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    counts: dict[str, int]
+    mode: str  # 'full' or 'delta'
+    delta_calls: int = 0
+
+
+def delta_calls(con: duckdb.DuckDBPyConnection, marts_path: Path) -> int | None:
+    """How many calls a delta publish would patch, None when the publish must be full."""
+    ensure_publish_state(con)
+    rows = dict(
+        (row[0], row[1:])
+        for row in con.execute(
+            f"SELECT name, marts_path, inode, size, mtime_ns FROM {STATE_TABLE}"
+        ).fetchall()
+    )
+    if "full_pending" in rows or "published" not in rows or not marts_path.is_file():
+        return None
+    if tuple(rows["published"]) != _identity(marts_path):
+        return None  # another file, or changed since this warehouse published it
+    return con.execute(f"SELECT count(DISTINCT {DELTA_KEY}) FROM {DELTA_CALLS}").fetchone()[0]
+
+
+def _record_published(con: duckdb.DuckDBPyConnection, marts_path: Path, result) -> None:
+    con.execute(f"DELETE FROM {STATE_TABLE}")
+    con.execute(f"DELETE FROM {DELTA_CALLS}")
+    con.execute(
+        f"INSERT INTO {STATE_TABLE} VALUES ('published', ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [*_identity(marts_path), result.mode, result.delta_calls],
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[tuple]:
+    return con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_catalog = ? and table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [catalog, PUBLISHED_SCHEMA, table],
+    ).fetchall()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -40,10 +135,14 @@ def remove_stale_publish_files(marts_path: Path) -> list[Path]:
     return removed
 
 
-def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dict[str, int]:
+def publish_marts(
+    warehouse: duckdb.DuckDBPyConnection, marts_path: Path, allow_delta: bool = False
+) -> PublishResult:
     """Copy every table of the warehouse's `marts` schema into a new file beside
     `marts_path`, then atomically replace `marts_path` with it. Readers holding the old file
-    open keep reading it; a crash before the rename leaves the old file untouched."""
+    open keep reading it; a crash before the rename leaves the old file untouched. With
+    `allow_delta` (DuckDB builds), the new file starts as a copy of the published one when
+    `delta_calls` allows it (module docstring)."""
     if marts_path.stem == PUBLISHED_SCHEMA:
         raise ValueError(
             f"{marts_path}: the published file must not be called {PUBLISHED_SCHEMA}.duckdb "
@@ -51,6 +150,7 @@ def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dic
         )
     marts_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_publish_files(marts_path)
+    ensure_publish_state(warehouse)
     tables = [
         row[0]
         for row in warehouse.execute(
@@ -59,28 +159,22 @@ def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dic
             [PUBLISHED_SCHEMA],
         ).fetchall()
     ]
+    delta = delta_calls(warehouse, marts_path) if allow_delta else None
     fd, tmp_name = tempfile.mkstemp(
         prefix=_publish_prefix(marts_path), suffix=".publishing", dir=marts_path.parent
     )
     os.close(fd)
     os.unlink(tmp_name)  # DuckDB creates the file itself
     tmp_path = Path(tmp_name)
-    counts: dict[str, int] = {}
     try:
-        warehouse.execute(f"attach '{tmp_path}' as ringledger_publish")
-        try:
-            warehouse.execute(f"create schema ringledger_publish.{PUBLISHED_SCHEMA}")
-            for table in tables:
-                warehouse.execute(
-                    f"create table ringledger_publish.{PUBLISHED_SCHEMA}.{table} as "
-                    f"select * from {PUBLISHED_SCHEMA}.{table}"
-                )
-                counts[table] = warehouse.execute(
-                    f"select count(*) from ringledger_publish.{PUBLISHED_SCHEMA}.{table}"
-                ).fetchone()[0]
-            warehouse.execute("checkpoint ringledger_publish")
-        finally:
-            warehouse.execute("detach ringledger_publish")
+        if delta is not None:
+            shutil.copyfile(marts_path, tmp_path)
+            if not _patch(warehouse, tmp_path, tables):
+                tmp_path.unlink()
+                delta = None
+        if delta is None:
+            _write_all(warehouse, tmp_path, tables)
+        counts = _counts(warehouse, tmp_path, tables)
         with tmp_path.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, marts_path)
@@ -89,7 +183,85 @@ def publish_marts(warehouse: duckdb.DuckDBPyConnection, marts_path: Path) -> dic
         for leftover in (tmp_path, Path(f"{tmp_path}.wal")):
             if leftover.exists():
                 leftover.unlink()
-    return counts
+    result = PublishResult(counts, "full" if delta is None else "delta", delta or 0)
+    _record_published(warehouse, marts_path, result)
+    return result
+
+
+ATTACHED = "ringledger_publish"
+
+
+def _write_all(warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str]) -> None:
+    warehouse.execute(f"attach '{path}' as {ATTACHED}")
+    try:
+        warehouse.execute(f"create schema {ATTACHED}.{PUBLISHED_SCHEMA}")
+        for table in tables:
+            warehouse.execute(
+                f"create table {ATTACHED}.{PUBLISHED_SCHEMA}.{table} as "
+                f"select * from {PUBLISHED_SCHEMA}.{table}"
+            )
+        warehouse.execute(f"checkpoint {ATTACHED}")
+    finally:
+        warehouse.execute(f"detach {ATTACHED}")
+
+
+def _patch(warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str]) -> bool:
+    """The copy of the published file brought up to the warehouse's marts: False (nothing
+    to use) when its tables or the delta table's columns differ from the warehouse's."""
+    warehouse.execute(f"attach '{path}' as {ATTACHED}")
+    try:
+        published = [
+            row[0]
+            for row in warehouse.execute(
+                "select table_name from information_schema.tables "
+                "where table_catalog = ? and table_schema = ? order by table_name",
+                [ATTACHED, PUBLISHED_SCHEMA],
+            ).fetchall()
+        ]
+        if published != tables or DELTA_TABLE not in tables:
+            return False
+        if _columns(warehouse, ATTACHED, DELTA_TABLE) != _columns(
+            warehouse, warehouse.execute("select current_database()").fetchone()[0], DELTA_TABLE
+        ):
+            return False
+        target = f"{ATTACHED}.{PUBLISHED_SCHEMA}"
+        changed = f"(select {DELTA_KEY} from {DELTA_CALLS})"
+        warehouse.execute("begin")
+        try:
+            warehouse.execute(
+                f"delete from {target}.{DELTA_TABLE} where {DELTA_KEY} in {changed}"
+            )
+            warehouse.execute(
+                f"insert into {target}.{DELTA_TABLE} by name select * from "
+                f"{PUBLISHED_SCHEMA}.{DELTA_TABLE} where {DELTA_KEY} in {changed}"
+            )
+            for table in tables:
+                if table != DELTA_TABLE:
+                    warehouse.execute(
+                        f"create or replace table {target}.{table} as "
+                        f"select * from {PUBLISHED_SCHEMA}.{table}"
+                    )
+            warehouse.execute("commit")
+        except BaseException:
+            warehouse.execute("rollback")
+            raise
+        warehouse.execute(f"checkpoint {ATTACHED}")
+        return True
+    finally:
+        warehouse.execute(f"detach {ATTACHED}")
+
+
+def _counts(warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str]) -> dict[str, int]:
+    warehouse.execute(f"attach '{path}' as {ATTACHED} (read_only)")
+    try:
+        return {
+            table: warehouse.execute(
+                f"select count(*) from {ATTACHED}.{PUBLISHED_SCHEMA}.{table}"
+            ).fetchone()[0]
+            for table in tables
+        }
+    finally:
+        warehouse.execute(f"detach {ATTACHED}")
 
 
 def quality_json_path(marts_path: Path) -> Path:

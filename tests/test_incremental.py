@@ -115,6 +115,10 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     assert second.exit_code == 0, second.errors
     with duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True) as con:
         assert incremental.last_mode(con) == "incremental"
+        # the published file was patched, not written again (orchestration/publish.py)
+        assert con.execute(
+            "select mode, delta_calls > 0 from raw.publish_state where name = 'published'"
+        ).fetchone() == ("delta", True)
         # the moved leg's own call is gone, its new parent's call has it
         assert not con.execute(
             "select count(*) from intermediate.int_calls where call_id = ?", [moved_leg]

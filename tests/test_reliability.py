@@ -327,7 +327,7 @@ def test_publish_removes_the_leftovers_of_a_killed_publish(tmp_path):
     unrelated = tmp_path / ".other.k1ll3d.publishing"
     unrelated.write_bytes(b"not ours")
     with _warehouse_with_marts(tmp_path / "warehouse.duckdb", 5) as con:
-        assert publish_marts(con, marts) == {"fct_calls": 5}
+        assert publish_marts(con, marts).counts == {"fct_calls": 5}
     write_quality_json(marts, {"passed": True})
     assert not any(p.exists() for p in stale)
     assert unrelated.exists()

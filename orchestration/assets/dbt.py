@@ -24,6 +24,7 @@ from dagster_dbt import (
 
 from orchestration import incremental, project
 from orchestration.project import dbt_project
+from orchestration.publish import note_marts_built
 from orchestration.resources import WarehouseResource
 
 # Key of the gates asset (orchestration/checks.py), upstream of every mart.
@@ -100,19 +101,23 @@ def _dbt_build(
         # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
         yield from dbt.cli(args, context=context).stream()
         # reached only when every node succeeded (a failed node raises above); a build of a
-        # subset of the assets does not move the watermark
-        if not context.is_subset:
-            with warehouse.connect() as con:
-                if layer == "models":
-                    incremental.record_models_built(con, plan)
-                else:
-                    incremental.record_marts_built(con, plan)
+        # subset of the assets does not move the watermark, and makes the next publish full
+        with warehouse.connect() as con:
+            if context.is_subset:
+                note_marts_built(con, incremental=False)
+            elif layer == "models":
+                incremental.record_models_built(con, plan)
+            else:
+                complete = incremental.record_marts_built(con, plan)
+                note_marts_built(con, incremental=complete and not plan.full_refresh)
         return
     # Spark: dbt's on-run-end hook exports what it built; copy that into DuckDB, where the
     # gates and publication read (orchestration/spark.py), also after a failed test
     from orchestration.spark import clear_exports, import_exports
 
     clear_exports(warehouse.spark_dir)
+    with warehouse.connect() as con:
+        note_marts_built(con, incremental=False)  # the next publish is a full one
     try:
         yield from dbt.cli(args, context=context).stream()
     finally:

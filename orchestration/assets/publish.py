@@ -19,12 +19,25 @@ from orchestration.resources import WarehouseResource
 )
 def published_marts(context: AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
-        counts = publish_marts(con, warehouse.marts_path)
-    context.log.info("published %s tables to %s", len(counts), warehouse.marts_path)
+        # a delta (the published file patched) only after DuckDB builds: a Spark build
+        # makes the next publish full (orchestration/publish.py)
+        result = publish_marts(
+            con, warehouse.marts_path, allow_delta=warehouse.engine_name == "duckdb"
+        )
+    counts = result.counts
+    context.log.info(
+        "published %s tables to %s (%s%s)",
+        len(counts),
+        warehouse.marts_path,
+        result.mode,
+        f": {result.delta_calls} calls patched" if result.mode == "delta" else "",
+    )
     return MaterializeResult(
         metadata={
             "path": str(warehouse.marts_path),
             "tables": len(counts),
+            "mode": result.mode,
+            "delta_calls": result.delta_calls,
             **{f"rows.{table}": rows for table, rows in counts.items()},
         }
     )

@@ -1,0 +1,155 @@
+"""Delta publication (orchestration/publish.py): after incremental builds the published file is
+a copy of the last one with `fct_calls` patched for the calls the builds recomputed, and every
+other table replaced. The result must equal a full publish of the same warehouse; anything that
+makes the file on disk or the delta untrustworthy publishes in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.publish import (
+    DELTA_CALLS,
+    STATE_TABLE,
+    delta_calls,
+    note_marts_built,
+    publish_marts,
+)
+
+
+def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute("create schema intermediate")
+    con.execute(
+        "create table marts.fct_calls as select * from (values "
+        "('a', 1.0, 'x'), ('b', 2.0, 'y'), ('c', 3.0, 'z'), ('d', 4.0, 'w')) "
+        "as t(call_id, wait_seconds, site)"
+    )
+    con.execute("create table marts.mart_weekly_summary as select 10 as inbound_calls")
+    con.execute("create table intermediate.int_calls_touched (call_id varchar, kind varchar)")
+    return con
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        return {n: sorted(con.execute(f"select * from marts.{n}").fetchall()) for n in names}
+
+
+def _warehouse_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    names = [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' and table_catalog = current_database() order by 1"
+        ).fetchall()
+    ]
+    return {n: sorted(con.execute(f"select * from marts.{n}").fetchall()) for n in names}
+
+
+def _incremental_build(con, changes: dict[str, float | None], new_total: int) -> None:
+    """What an incremental models + marts build does to the warehouse: the touched calls'
+    rows recomputed (None: the call is gone), the other marts rebuilt, the touched set noted."""
+    con.execute("delete from intermediate.int_calls_touched")
+    for call_id, wait in changes.items():
+        con.execute("insert into intermediate.int_calls_touched values (?, 'root')", [call_id])
+        con.execute("delete from marts.fct_calls where call_id = ?", [call_id])
+        if wait is not None:
+            con.execute(
+                "insert into marts.fct_calls by name select ? as call_id, ? as wait_seconds, "
+                "'new' as site",
+                [call_id, wait],
+            )
+    # a leg key is not a call id of fct_calls: not part of the delta
+    con.execute("insert into intermediate.int_calls_touched values ('leg-only', 'leg')")
+    con.execute("create or replace table marts.mart_weekly_summary as select ? as inbound_calls",
+                [new_total])
+    note_marts_built(con, incremental=True)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    con = _warehouse(tmp_path / "warehouse.duckdb")
+    marts = tmp_path / "ringledger.duckdb"
+    first = publish_marts(con, marts, allow_delta=True)
+    assert first.mode == "full"  # nothing published before
+    yield con, marts
+    con.close()
+
+
+def test_delta_publish_equals_a_full_publish(setup, tmp_path):
+    con, marts = setup
+    _incremental_build(con, {"a": 9.0, "b": None, "e": 5.0}, new_total=11)
+    assert delta_calls(con, marts) == 3
+    result = publish_marts(con, marts, allow_delta=True)
+    assert (result.mode, result.delta_calls) == ("delta", 3)
+    assert result.counts == {"fct_calls": 4, "mart_weekly_summary": 1}
+    assert _tables(marts) == _warehouse_marts(con)
+    # the state is reset: nothing left to patch, the file recorded
+    assert con.execute(f"select count(*) from {DELTA_CALLS}").fetchone()[0] == 0
+    assert delta_calls(con, marts) == 0
+    full = publish_marts(con, tmp_path / "elsewhere.duckdb", allow_delta=True)
+    assert full.mode == "full"  # another path: not the file this warehouse published
+    assert _tables(tmp_path / "elsewhere.duckdb") == _tables(marts)
+
+
+def test_delta_accumulates_builds_that_were_not_published(setup):
+    con, marts = setup
+    _incremental_build(con, {"a": 7.0}, new_total=12)
+    _incremental_build(con, {"c": None}, new_total=13)  # e.g. a run stopped by a gate
+    result = publish_marts(con, marts, allow_delta=True)
+    assert (result.mode, result.delta_calls) == ("delta", 2)
+    assert _tables(marts) == _warehouse_marts(con)
+
+
+def test_a_changed_published_file_is_published_in_full(setup):
+    con, marts = setup
+    with duckdb.connect(str(marts)) as other:  # someone wrote into the published file
+        other.execute("insert into marts.fct_calls values ('zz', 0.0, 'x')")
+    _incremental_build(con, {"a": 8.0}, new_total=14)
+    assert delta_calls(con, marts) is None
+    result = publish_marts(con, marts, allow_delta=True)
+    assert result.mode == "full"
+    assert _tables(marts) == _warehouse_marts(con)
+
+
+@pytest.mark.parametrize("why", ["full refresh", "no delta allowed", "new column", "new table"])
+def test_publishes_in_full_when_a_delta_cannot_be_trusted(setup, why):
+    con, marts = setup
+    _incremental_build(con, {"b": 6.0}, new_total=15)
+    allow = True
+    if why == "full refresh":
+        note_marts_built(con, incremental=False)
+    elif why == "no delta allowed":  # a Spark build
+        allow = False
+    elif why == "new column":
+        con.execute("alter table marts.fct_calls add column channel varchar default 'web'")
+    else:
+        con.execute("create table marts.mart_new as select 1 as x")
+    result = publish_marts(con, marts, allow_delta=allow)
+    assert result.mode == "full"
+    assert _tables(marts) == _warehouse_marts(con)
+    # the full publish is the new base: the next build's delta applies to it
+    _incremental_build(con, {"d": 1.5}, new_total=16)
+    assert publish_marts(con, marts, allow_delta=True).mode == "delta"
+    assert _tables(marts) == _warehouse_marts(con)
+
+
+def test_full_pending_survives_until_a_publish(setup):
+    con, marts = setup
+    note_marts_built(con, incremental=False)
+    _incremental_build(con, {"a": 2.5}, new_total=17)  # a later incremental build
+    assert con.execute(
+        f"select count(*) from {STATE_TABLE} where name = 'full_pending'"
+    ).fetchone()[0] == 1
+    assert publish_marts(con, marts, allow_delta=True).mode == "full"
+    assert _tables(marts) == _warehouse_marts(con)
