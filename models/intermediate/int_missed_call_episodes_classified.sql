@@ -9,6 +9,10 @@
 --   6 an existing customer at the miss (a customer contact of the caller's identity created by
 --     then, or an opportunity of the identity won by then) -> service
 --   7 informational
+-- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
+-- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
+-- mart's unique/not_null tests on episode_id cover its grain (docs/benchmarks.md).
+{{ config(materialized='view') }}
 with episodes as (
 
     select * from {{ ref('int_missed_call_episodes_collapsed') }}

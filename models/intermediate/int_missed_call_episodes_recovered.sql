@@ -4,6 +4,10 @@
 -- connected callbacks, and inbound recoveries (an inbound call of the caller, to any site,
 -- answered by a person). first_contact_at is the earlier of the first connected callback and
 -- the first inbound recovery; recovered_by says which (a tie goes to the callback).
+-- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
+-- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
+-- mart's unique/not_null tests on episode_id cover its grain (docs/benchmarks.md).
+{{ config(materialized='view') }}
 with episodes as (
 
     select * from {{ ref('int_missed_call_episodes_classified') }}

@@ -6,6 +6,10 @@
 -- time is the instant where the cumulative reaches cumulative(first miss) + SLA minutes * 60;
 -- `met` when an attempt or an inbound recovery came at or before it, `breached` when none did
 -- and the as-of time is after it, `open` otherwise; `none` for noise and intents without SLA.
+-- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
+-- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
+-- mart's unique/not_null tests on episode_id cover its grain (docs/benchmarks.md).
+{{ config(materialized='view') }}
 with episodes as (
 
     select * from {{ ref('int_missed_call_episodes_recovered') }}
