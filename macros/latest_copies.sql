@@ -6,8 +6,10 @@
   `where` (a condition on the relation's columns) are left out before counting.
 
   Performance (docs/benchmarks.md, dbt profile): a copy delivered again is rare, so the copies
-  are counted by a hash aggregate and only keys delivered more than once go through the ranking
-  window; a window over every row sorts all of its columns. The relation is read in each
+  are counted by a hash aggregate that keeps only the keys delivered more than once; every other
+  row is kept by an anti join against that small set (not a join of every row to its key's
+  count), and only the repeated keys go through the ranking window; a window over every row
+  sorts all of its columns. The relation is read in each
   branch, not through one shared CTE: DuckDB materializes a CTE read twice, which costs more
   than reading a table or a staging view again. Portable SQL (DuckDB and Spark).
 -#}
@@ -20,15 +22,6 @@
         {% if not loop.first %}and {% endif %}copies.{{ column }} is not distinct from source.{{ column }}
     {%- endfor %}
 {%- endset -%}
-{#- the copy count (with count_copies), then every row joined to its key's count -#}
-{%- set copies_joined -%}
-        {%- if count_copies %},
-        copies.copies_delivered
-        {%- endif %}
-    from {{ filtered }} as source
-    inner join {{ name }}_copies as copies
-        on {{ key_match }}
-{%- endset -%}
 {{ name }}_copies as (
 
     select
@@ -38,6 +31,7 @@
         count(*) as copies_delivered
     from {{ filtered }} as source
     group by {{ key_columns | join(', ') }}
+    having count(*) > 1
 
 ),
 
@@ -46,8 +40,14 @@
     select
         source.*,
         cast(1 as bigint) as copy_rank
-{{ copies_joined }}
-    where copies.copies_delivered = 1
+        {%- if count_copies %},
+        cast(1 as bigint) as copies_delivered
+        {%- endif %}
+    from {{ filtered }} as source
+    where not exists (
+        select 1 from {{ name }}_copies as copies
+        where {{ key_match }}
+    )
 
 ),
 
@@ -59,8 +59,12 @@
             partition by {% for column in key_columns %}source.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
             order by source.load_seq desc nulls last, source.source_line desc nulls last
         ) as copy_rank
-{{ copies_joined }}
-    where copies.copies_delivered > 1
+        {%- if count_copies %},
+        copies.copies_delivered
+        {%- endif %}
+    from {{ filtered }} as source
+    inner join {{ name }}_copies as copies
+        on {{ key_match }}
 
 ),
 
