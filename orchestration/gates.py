@@ -8,8 +8,10 @@ force (`Config.vars`): the one source of truth shared with the dbt models.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +63,33 @@ class GateResult:
 
 
 # -- Great Expectations -------------------------------------------------------------------
+_prefetch: threading.Thread | None = None
+
+
+def _import_quietly(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except BaseException as error:  # the gates import it again and report the error there
+        log.debug("prefetching %s failed: %r", module, error)
+
+
+def prefetch_great_expectations() -> threading.Thread:
+    """Import Great Expectations in a background thread (~3 s of Python imports), so that
+    the gates, which run after the ingest and the models build in the same process, find it
+    loaded. Started by the ingest asset; the gates' own import waits for it (Python's import
+    lock), so this can only save time. Once per process."""
+    global _prefetch
+    if _prefetch is None:
+        _prefetch = threading.Thread(
+            target=_import_quietly,
+            args=("great_expectations",),
+            name="prefetch-great-expectations",
+            daemon=True,
+        )
+        _prefetch.start()
+    return _prefetch
+
+
 class _Validator:
     """One ephemeral GX context per gate run (cheap, in memory, no files)."""
 

@@ -133,3 +133,30 @@ def test_failed_structural_dbt_test_blocks_marts(clean_landing, tmp_path):
 def test_mask_number_keeps_last_two_digits():
     assert mask_number("+1 (555) 212-0100") == "+# (###) ###-##00"
     assert mask_number("call me 12") == "**** ** 12"
+
+
+def test_ingest_prefetches_great_expectations(tmp_path):
+    """The ingest asset starts importing GX in the background (~3 s), so the gates step of the
+    same process finds it loaded; importing the gates module alone does not load it."""
+    script = tmp_path / "prefetch.py"  # a file: pyspark, imported by GX, exits under `-c`
+    script.write_text(
+        "import sys\n"
+        "import orchestration.assets.ingest\n"
+        "from orchestration.gates import prefetch_great_expectations\n"
+        "before = 'great_expectations' in sys.modules\n"
+        "thread = prefetch_great_expectations()\n"
+        "assert prefetch_great_expectations() is thread  # once per process\n"
+        "thread.join()\n"
+        "print(before, 'great_expectations' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.stdout.split() == ["False", "True"], done.stderr
+    # the ingest asset is where it starts
+    source = (Path(__file__).resolve().parents[1] / "orchestration/assets/ingest.py").read_text()
+    assert "prefetch_great_expectations()" in source

@@ -4,6 +4,7 @@
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
 from orchestration.calendar import build_site_calendar
+from orchestration.gates import prefetch_great_expectations
 from orchestration.ingest import ingest_landing, resolve_hash_key
 from orchestration.resources import WarehouseResource
 
@@ -34,6 +35,8 @@ RAW_TABLES: dict[str, str] = {
 )
 def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource):
     """Load every new or changed file of the landing directory into `raw`."""
+    # the gates' library loads on the idle core meanwhile (in-process runs: ringledger run)
+    prefetch_great_expectations()
     config = warehouse.load_config()
     hash_key = resolve_hash_key(warehouse.warehouse_path)
     with warehouse.connect() as con:
