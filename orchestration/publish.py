@@ -5,10 +5,12 @@ either built from nothing (every marts table compressed again: a full publish) o
 incremental builds, a copy of the file published last with `fct_calls` patched: the rows of
 the calls the builds since then recomputed (`raw.publish_delta`, noted after each marts
 build from `intermediate.int_calls_touched`) deleted and inserted again, every other table
-replaced whole (docs/operations.md, "Publication"). A delta is used only when the file on
-disk is the one this warehouse published last (same path, inode, size and mtime, recorded in
-`raw.publish_state`) and no full-refresh build, Spark build or other change of every call
-happened since; anything else publishes in full.
+replaced whole (docs/operations.md, "Publication after an incremental run is a patch"). A
+delta is used only when the file on disk is the one this warehouse published last (same path,
+inode, size and mtime, recorded in `raw.publish_state`), no full-refresh build, Spark build or
+other change of every call happened since, and the calls patched since the last full publish
+stay under the var publish_full_after_patched_share of fct_calls; anything else publishes in
+full.
 """
 
 from __future__ import annotations
@@ -74,28 +76,48 @@ class PublishResult:
     delta_calls: int = 0
 
 
-def delta_calls(con: duckdb.DuckDBPyConnection, marts_path: Path) -> int | None:
-    """How many calls a delta publish would patch, None when the publish must be full."""
+def delta_calls(
+    con: duckdb.DuckDBPyConnection, marts_path: Path, full_after_share: float
+) -> int | None:
+    """How many calls a delta publish would patch, None when the publish must be full: see
+    the module docstring, and once the calls patched since the last full publish (the
+    `delta_calls` of the 'published' row) would exceed `full_after_share` of fct_calls' rows
+    (a patched file keeps the space of its deleted rows; a full publish writes it compactly)."""
     ensure_publish_state(con)
     rows = dict(
         (row[0], row[1:])
         for row in con.execute(
-            f"SELECT name, marts_path, inode, size, mtime_ns FROM {STATE_TABLE}"
+            f"SELECT name, marts_path, inode, size, mtime_ns, delta_calls FROM {STATE_TABLE}"
         ).fetchall()
     )
     if "full_pending" in rows or "published" not in rows or not marts_path.is_file():
         return None
-    if tuple(rows["published"]) != _identity(marts_path):
+    *identity, patched_before = rows["published"]
+    if tuple(identity) != _identity(marts_path):
         return None  # another file, or changed since this warehouse published it
-    return con.execute(f"SELECT count(DISTINCT {DELTA_KEY}) FROM {DELTA_CALLS}").fetchone()[0]
+    pending = con.execute(f"SELECT count(DISTINCT {DELTA_KEY}) FROM {DELTA_CALLS}").fetchone()[0]
+    try:
+        calls = con.execute(f"SELECT count(*) FROM {PUBLISHED_SCHEMA}.{DELTA_TABLE}").fetchone()[0]
+    except duckdb.CatalogException:
+        return None
+    if (patched_before or 0) + pending > full_after_share * calls:
+        return None
+    return pending
 
 
 def _record_published(con: duckdb.DuckDBPyConnection, marts_path: Path, result) -> None:
+    """The file just published, and the calls patched since the last full publish."""
+    patched = 0
+    if result.mode == "delta":
+        row = con.execute(
+            f"SELECT delta_calls FROM {STATE_TABLE} WHERE name = 'published'"
+        ).fetchone()
+        patched = (row[0] or 0) + result.delta_calls if row else result.delta_calls
     con.execute(f"DELETE FROM {STATE_TABLE}")
     con.execute(f"DELETE FROM {DELTA_CALLS}")
     con.execute(
         f"INSERT INTO {STATE_TABLE} VALUES ('published', ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-        [*_identity(marts_path), result.mode, result.delta_calls],
+        [*_identity(marts_path), result.mode, patched],
     )
 
 
@@ -136,13 +158,15 @@ def remove_stale_publish_files(marts_path: Path) -> list[Path]:
 
 
 def publish_marts(
-    warehouse: duckdb.DuckDBPyConnection, marts_path: Path, allow_delta: bool = False
+    warehouse: duckdb.DuckDBPyConnection,
+    marts_path: Path,
+    full_after_share: float | None = None,
 ) -> PublishResult:
     """Copy every table of the warehouse's `marts` schema into a new file beside
     `marts_path`, then atomically replace `marts_path` with it. Readers holding the old file
     open keep reading it; a crash before the rename leaves the old file untouched. With
-    `allow_delta` (DuckDB builds), the new file starts as a copy of the published one when
-    `delta_calls` allows it (module docstring)."""
+    `full_after_share` (DuckDB builds: the var publish_full_after_patched_share), the new file
+    starts as a copy of the published one when `delta_calls` allows it (module docstring)."""
     if marts_path.stem == PUBLISHED_SCHEMA:
         raise ValueError(
             f"{marts_path}: the published file must not be called {PUBLISHED_SCHEMA}.duckdb "
@@ -159,7 +183,9 @@ def publish_marts(
             [PUBLISHED_SCHEMA],
         ).fetchall()
     ]
-    delta = delta_calls(warehouse, marts_path) if allow_delta else None
+    delta = (
+        None if full_after_share is None else delta_calls(warehouse, marts_path, full_after_share)
+    )
     fd, tmp_name = tempfile.mkstemp(
         prefix=_publish_prefix(marts_path), suffix=".publishing", dir=marts_path.parent
     )

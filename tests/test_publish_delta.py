@@ -19,6 +19,10 @@ from orchestration.publish import (
 )
 
 
+# no limit on the calls patched since the last full publish (tested on its own below)
+ANY_SHARE = 1.0
+
+
 def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     con.execute("create schema marts")
@@ -33,19 +37,8 @@ def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _tables(path: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        names = [
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'marts' order by 1"
-            ).fetchall()
-        ]
-        return {n: sorted(con.execute(f"select * from marts.{n}").fetchall()) for n in names}
-
-
-def _warehouse_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+def _marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    """Every table of the connection's own `marts` schema, as sorted rows."""
     names = [
         r[0]
         for r in con.execute(
@@ -54,6 +47,11 @@ def _warehouse_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
         ).fetchall()
     ]
     return {n: sorted(con.execute(f"select * from marts.{n}").fetchall()) for n in names}
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return _marts(con)
 
 
 def _incremental_build(con, changes: dict[str, float | None], new_total: int) -> None:
@@ -80,7 +78,7 @@ def _incremental_build(con, changes: dict[str, float | None], new_total: int) ->
 def setup(tmp_path):
     con = _warehouse(tmp_path / "warehouse.duckdb")
     marts = tmp_path / "ringledger.duckdb"
-    first = publish_marts(con, marts, allow_delta=True)
+    first = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert first.mode == "full"  # nothing published before
     yield con, marts
     con.close()
@@ -89,15 +87,15 @@ def setup(tmp_path):
 def test_delta_publish_equals_a_full_publish(setup, tmp_path):
     con, marts = setup
     _incremental_build(con, {"a": 9.0, "b": None, "e": 5.0}, new_total=11)
-    assert delta_calls(con, marts) == 3
-    result = publish_marts(con, marts, allow_delta=True)
+    assert delta_calls(con, marts, ANY_SHARE) == 3
+    result = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert (result.mode, result.delta_calls) == ("delta", 3)
     assert result.counts == {"fct_calls": 4, "mart_weekly_summary": 1}
-    assert _tables(marts) == _warehouse_marts(con)
+    assert _tables(marts) == _marts(con)
     # the state is reset: nothing left to patch, the file recorded
     assert con.execute(f"select count(*) from {DELTA_CALLS}").fetchone()[0] == 0
-    assert delta_calls(con, marts) == 0
-    full = publish_marts(con, tmp_path / "elsewhere.duckdb", allow_delta=True)
+    assert delta_calls(con, marts, ANY_SHARE) == 0
+    full = publish_marts(con, tmp_path / "elsewhere.duckdb", full_after_share=ANY_SHARE)
     assert full.mode == "full"  # another path: not the file this warehouse published
     assert _tables(tmp_path / "elsewhere.duckdb") == _tables(marts)
 
@@ -106,9 +104,9 @@ def test_delta_accumulates_builds_that_were_not_published(setup):
     con, marts = setup
     _incremental_build(con, {"a": 7.0}, new_total=12)
     _incremental_build(con, {"c": None}, new_total=13)  # e.g. a run stopped by a gate
-    result = publish_marts(con, marts, allow_delta=True)
+    result = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert (result.mode, result.delta_calls) == ("delta", 2)
-    assert _tables(marts) == _warehouse_marts(con)
+    assert _tables(marts) == _marts(con)
 
 
 def test_a_changed_published_file_is_published_in_full(setup):
@@ -116,32 +114,32 @@ def test_a_changed_published_file_is_published_in_full(setup):
     with duckdb.connect(str(marts)) as other:  # someone wrote into the published file
         other.execute("insert into marts.fct_calls values ('zz', 0.0, 'x')")
     _incremental_build(con, {"a": 8.0}, new_total=14)
-    assert delta_calls(con, marts) is None
-    result = publish_marts(con, marts, allow_delta=True)
+    assert delta_calls(con, marts, ANY_SHARE) is None
+    result = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert result.mode == "full"
-    assert _tables(marts) == _warehouse_marts(con)
+    assert _tables(marts) == _marts(con)
 
 
 @pytest.mark.parametrize("why", ["full refresh", "no delta allowed", "new column", "new table"])
 def test_publishes_in_full_when_a_delta_cannot_be_trusted(setup, why):
     con, marts = setup
     _incremental_build(con, {"b": 6.0}, new_total=15)
-    allow = True
+    share = ANY_SHARE
     if why == "full refresh":
         note_marts_built(con, incremental=False)
     elif why == "no delta allowed":  # a Spark build
-        allow = False
+        share = None
     elif why == "new column":
         con.execute("alter table marts.fct_calls add column channel varchar default 'web'")
     else:
         con.execute("create table marts.mart_new as select 1 as x")
-    result = publish_marts(con, marts, allow_delta=allow)
+    result = publish_marts(con, marts, full_after_share=share)
     assert result.mode == "full"
-    assert _tables(marts) == _warehouse_marts(con)
+    assert _tables(marts) == _marts(con)
     # the full publish is the new base: the next build's delta applies to it
     _incremental_build(con, {"d": 1.5}, new_total=16)
-    assert publish_marts(con, marts, allow_delta=True).mode == "delta"
-    assert _tables(marts) == _warehouse_marts(con)
+    assert publish_marts(con, marts, full_after_share=ANY_SHARE).mode == "delta"
+    assert _tables(marts) == _marts(con)
 
 
 def test_full_pending_survives_until_a_publish(setup):
@@ -151,5 +149,19 @@ def test_full_pending_survives_until_a_publish(setup):
     assert con.execute(
         f"select count(*) from {STATE_TABLE} where name = 'full_pending'"
     ).fetchone()[0] == 1
-    assert publish_marts(con, marts, allow_delta=True).mode == "full"
-    assert _tables(marts) == _warehouse_marts(con)
+    assert publish_marts(con, marts, full_after_share=ANY_SHARE).mode == "full"
+    assert _tables(marts) == _marts(con)
+
+
+def test_full_publish_once_the_patched_calls_reach_the_share(setup):
+    con, marts = setup  # 4 calls in fct_calls: a share of 0.5 allows 2 patched calls
+    _incremental_build(con, {"a": 1.1, "b": 2.2}, new_total=18)
+    assert publish_marts(con, marts, full_after_share=0.5).mode == "delta"
+    _incremental_build(con, {"c": 3.3}, new_total=19)  # 3 patched since the full publish
+    assert delta_calls(con, marts, 0.5) is None
+    result = publish_marts(con, marts, full_after_share=0.5)
+    assert result.mode == "full"
+    assert _tables(marts) == _marts(con)
+    _incremental_build(con, {"d": 4.4}, new_total=20)  # counted again from the full publish
+    assert publish_marts(con, marts, full_after_share=0.5).mode == "delta"
+    assert _tables(marts) == _marts(con)

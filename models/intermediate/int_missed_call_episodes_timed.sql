@@ -61,11 +61,7 @@ site_as_of as (
 
     select
         segments.site,
-        segments.open_seconds_before
-            + case
-                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'as_of.as_of_utc') }}
-                else 0.0
-            end as cumulative_at_as_of
+        {{ cumulative_open_seconds('segments', 'as_of.as_of_utc') }} as cumulative_at_as_of
     from segments
     cross join as_of
     where segments.segment_start_utc <= as_of.as_of_utc
@@ -126,11 +122,7 @@ cumulated as (
         located.episode_id,
         located.instant_kind,
         segments.is_open,
-        segments.open_seconds_before
-            + case
-                when segments.is_open then {{ seconds_between('segments.segment_start_utc', 'located.at_utc') }}
-                else 0.0
-            end as cumulative_open_seconds
+        {{ cumulative_open_seconds('segments', 'located.at_utc') }} as cumulative_open_seconds
     from located
     inner join segments
         on located.site = segments.site

@@ -18,12 +18,15 @@ from orchestration.resources import WarehouseResource
     ),
 )
 def published_marts(context: AssetExecutionContext, warehouse: WarehouseResource):
+    # a delta (the published file patched) only after DuckDB builds: a Spark build makes
+    # the next publish full (orchestration/publish.py)
+    share = (
+        float(warehouse.load_config().vars["publish_full_after_patched_share"])
+        if warehouse.engine_name == "duckdb"
+        else None
+    )
     with warehouse.connect() as con:
-        # a delta (the published file patched) only after DuckDB builds: a Spark build
-        # makes the next publish full (orchestration/publish.py)
-        result = publish_marts(
-            con, warehouse.marts_path, allow_delta=warehouse.engine_name == "duckdb"
-        )
+        result = publish_marts(con, warehouse.marts_path, full_after_share=share)
     counts = result.counts
     context.log.info(
         "published %s tables to %s (%s%s)",
