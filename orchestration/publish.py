@@ -49,15 +49,18 @@ def note_marts_built(con: duckdb.DuckDBPyConnection, incremental: bool) -> None:
     """After a complete marts build: the calls it recomputed join the delta of the next
     publish; a build that was not incremental makes the next publish a full one."""
     ensure_publish_state(con)
-    if incremental:
-        try:
-            con.execute(
-                f"INSERT INTO {DELTA_CALLS} SELECT DISTINCT call_id FROM {TOUCHED} "
-                "WHERE kind = 'root'"
-            )
-            return
-        except duckdb.CatalogException:
-            pass  # no touched set: publish in full
+    schema, table = TOUCHED.split(".")
+    touched_exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    if incremental and touched_exists:
+        con.execute(
+            f"INSERT INTO {DELTA_CALLS} SELECT DISTINCT call_id FROM {TOUCHED} WHERE kind = 'root'"
+        )
+        return
+    # no touched set (or not an incremental build): publish in full
     con.execute(
         f"INSERT OR REPLACE INTO {STATE_TABLE} (name, mode, recorded_at) "
         "VALUES ('full_pending', 'full', now()::TIMESTAMP)"

@@ -165,3 +165,13 @@ def test_full_publish_once_the_patched_calls_reach_the_share(setup):
     _incremental_build(con, {"d": 4.4}, new_total=20)  # counted again from the full publish
     assert publish_marts(con, marts, full_after_share=0.5).mode == "delta"
     assert _tables(marts) == _marts(con)
+
+
+def test_no_touched_set_means_a_full_publish():
+    """Without intermediate.int_calls_touched nothing says which calls changed; noting the
+    build inside the transaction that moves the watermark must not abort it."""
+    with duckdb.connect() as con:
+        con.begin()
+        note_marts_built(con, incremental=True)
+        con.commit()
+        assert con.execute(f"select name from {STATE_TABLE}").fetchall() == [("full_pending",)]

@@ -101,15 +101,22 @@ def _dbt_build(
         # no .fetch_row_counts(): it opens the DuckDB file while dbt holds the write lock
         yield from dbt.cli(args, context=context).stream()
         # reached only when every node succeeded (a failed node raises above); a build of a
-        # subset of the assets does not move the watermark, and makes the next publish full
+        # subset of the assets does not move the watermark, and makes the next publish full.
+        # One transaction: a moved watermark always comes with its calls noted for the publish
         with warehouse.connect() as con:
-            if context.is_subset:
-                note_marts_built(con, incremental=False)
-            elif layer == "models":
-                incremental.record_models_built(con, plan)
-            else:
-                complete = incremental.record_marts_built(con, plan)
-                note_marts_built(con, incremental=complete and not plan.full_refresh)
+            con.begin()
+            try:
+                if context.is_subset:
+                    note_marts_built(con, incremental=False)
+                elif layer == "models":
+                    incremental.record_models_built(con, plan)
+                else:
+                    complete = incremental.record_marts_built(con, plan)
+                    note_marts_built(con, incremental=complete and not plan.full_refresh)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
         return
     # Spark: dbt's on-run-end hook exports what it built; copy that into DuckDB, where the
     # gates and publication read (orchestration/spark.py), also after a failed test
