@@ -288,3 +288,64 @@ def test_phone_map_equals_the_normalizer(region):
     }
     reference = PhoneNormalizer(KEY, markers)
     assert got == {raw: reference(raw, region) for raw in raws}
+
+
+def test_each_file_is_read_once(tmp_path, monkeypatch):
+    """The plan reads only a file's first bytes; the chunk reads (and hashes) the whole file
+    once, and the ingest takes that digest instead of reading the file again."""
+    from pathlib import Path
+
+    reads: dict[str, int] = {}
+    read_bytes = Path.read_bytes
+
+    def counting(self):
+        reads[self.name] = reads.get(self.name, 0) + 1
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    landing = tmp_path / "landing"
+    for name, content in COLUMNAR_CASES.items():
+        put(landing, f"telephony/{name}.csv", content)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    summary = ingest_landing(con, landing, load_config(), KEY)
+    assert _columnar_files(summary) == {f"telephony/{name}.csv" for name in COLUMNAR_CASES}
+    assert reads == {f"{name}.csv": 1 for name in COLUMNAR_CASES}
+    # the ledger holds the digest of the bytes loaded
+    import hashlib
+
+    ledger = dict(con.execute("SELECT file, content_hash FROM raw.load_ledger").fetchall())
+    for name in COLUMNAR_CASES:
+        rel = f"telephony/{name}.csv"
+        assert ledger[rel] == hashlib.sha256(read_bytes(landing / rel)).hexdigest()
+
+
+def test_file_rewritten_after_the_plan_goes_to_the_row_reader(tmp_path, monkeypatch):
+    """A file whose header changes between the plan (which picked its layout from the header)
+    and its chunk's read is read by the row reader, whose rows equal a clean load."""
+    from orchestration.ingest import fastpath
+
+    landing = tmp_path / "landing"
+    row = {"id": "r1", "start": "2025-05-05T09:00:00", "end": "2025-05-05T09:01:00"}
+    path = put(landing, "telephony/moved.csv", _legs(row))
+    lines = _legs(row).splitlines()
+    # the same leg with from_number and to_number swapped (header too): read with the
+    # planned layout, every value would still pass and land in the other column
+    swapped = "\n".join(
+        ",".join([*f[:6], f[7], f[6], *f[8:]]) for f in (line.split(",") for line in lines)
+    )
+    plan_init = fastpath.ColumnarPlan.__init__
+
+    def rewrite_after_plan(self, run, candidates):
+        plan_init(self, run, candidates)
+        assert "telephony/moved.csv" in self.planned
+        path.write_text(swapped + "\n")
+
+    monkeypatch.setattr(fastpath.ColumnarPlan, "__init__", rewrite_after_plan)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    summary = ingest_landing(con, landing, load_config(), KEY)
+    assert not _columnar_files(summary)
+    monkeypatch.setattr(fastpath.ColumnarPlan, "__init__", plan_init)
+    clean = duckdb.connect(str(tmp_path / "clean.duckdb"))
+    ingest_landing(clean, landing, load_config(), KEY, columnar=False)
+    _assert_same_raw({True: con, False: clean})
+    assert con.execute("SELECT call_id FROM raw.telephony_legs").fetchall() == [("r1",)]

@@ -1,13 +1,14 @@
 """Columnar reading of clean CSV exports in DuckDB (issue 7: the row readers are pure Python).
 
-Before the files are processed, `ColumnarPlan` picks the new files DuckDB is certain to split
-exactly as the row reader (`csvtext.CsvText`, Python's `csv`) does: UTF-8 without a BOM, no
-`"` anywhere (so no quoting), no NUL, no lone carriage return, no blank line
-(`clean_lines`), a layout the row reader takes without a warning (generic telephony CSV, or
-a CRM / marketing export with no Salesforce/HubSpot value to convert). Files of one layout
-are read together, in chunks of about `CHUNK_ROWS` records, when the first of them comes up
-in the ingest's file order: one `read_csv` over their bytes, then every rule of the row
-reader evaluated on whole columns, file by file.
+Before the files are processed, `ColumnarPlan` reads the header of each new file and keeps
+those with a layout the row reader takes without a warning (generic telephony CSV, or a CRM /
+marketing export with no Salesforce/HubSpot value to convert). Files of one layout are read
+together, in chunks of about `CHUNK_ROWS` records (estimated from the file sizes), when the
+first of them comes up in the ingest's file order. Each file's bytes are then read once:
+hashed (the digest the ingest's ledger records, `_HashCache.read`), checked to be bytes DuckDB
+splits exactly as the row reader (`csvtext.CsvText`, Python's `csv`) does (`clean_body`), and
+handed to one `read_csv` over the chunk; every rule of the row reader is then evaluated on
+whole columns, file by file.
 
 The path never decides anything on its own: a file with any row the row reader would reject
 or treat specially (a bad value, a timestamp or number written any other way than the plain
@@ -28,10 +29,12 @@ comparison test holds the two to each other.
 
 from __future__ import annotations
 
-import hashlib
+import gzip
 import io
 import logging
+import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +69,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "_ringledger_fast_"
 CHUNK_ROWS = 1_000_000  # records read at once (memory: DuckDB holds a chunk's columns)
+SAMPLE_BYTES = 65_536  # read by the plan: the header, and the bytes a record to size chunks
 GENERIC = "generic"
 
 # The plain ISO 8601 forms read here (anything else goes to the row reader, which accepts
@@ -83,40 +87,46 @@ STRIPPED_PATTERN = r"^[!-~](.*[!-~])?$"
 TELEPHONY_STAMPS = ("started_at", "answered_at", "ended_at")
 
 
-def clean_lines(payload: bytes) -> int | None:
-    """Physical line count of an export DuckDB reads exactly as the row reader, else None."""
-    if payload.startswith(UTF8_BOM) or b'"' in payload or b"\x00" in payload:
-        return None
-    if payload.count(b"\r") != payload.count(b"\r\n"):
-        return None
-    body = payload.replace(b"\r\n", b"\n")
-    if body.startswith(b"\n") or b"\n\n" in body:
-        return None
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-
-
 def literal(value: str | None) -> str:
     if value is None:
         return "NULL::VARCHAR"
     return "'" + value.replace("'", "''") + "'"
 
 
-def _payload(path, rel: str) -> tuple[bytes, str] | None:
-    """(uncompressed bytes, sha256 of the bytes on disk), None when unreadable."""
-    try:
-        data = path.read_bytes()
-    except OSError:
+def clean_body(payload: bytes) -> bytes | None:
+    """The export with `\\n` line ends when DuckDB splits it exactly as the row reader does
+    (UTF-8 without a BOM, no `"` so no quoting, no NUL, no lone carriage return, no blank
+    line), else None."""
+    if payload.startswith(UTF8_BOM) or b'"' in payload or b"\x00" in payload:
         return None
-    digest = hashlib.sha256(data).hexdigest()
+    carriage = payload.count(b"\r")
+    if carriage and carriage != payload.count(b"\r\n"):
+        return None
+    body = payload.replace(b"\r\n", b"\n") if carriage else payload
+    if body.startswith(b"\n") or b"\n\n" in body:
+        return None
     try:
-        data = uncompress(rel, data)
-    except FileRefused:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return body
+
+
+def _sample(path, rel: str) -> tuple[bytes, int] | None:
+    """(the first SAMPLE_BYTES of the file's text, its text size in bytes: exact for a plain
+    file, from the gzip trailer for a .gz), None when unreadable. Only the plan reads it: the
+    whole file is read once, when its chunk is built."""
+    try:
+        if rel.lower().endswith(".gz"):
+            with open(path, "rb") as raw:
+                raw.seek(-4, 2)
+                size = int.from_bytes(raw.read(4), "little")  # uncompressed size mod 2**32
+            with gzip.open(path, "rb") as text:
+                return text.read(SAMPLE_BYTES), size
+        with open(path, "rb") as handle:
+            return handle.read(SAMPLE_BYTES), os.fstat(handle.fileno()).st_size
+    except (OSError, EOFError, zlib.error):
         return None  # the row reader refuses it with the reason
-    return data, digest
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -134,8 +144,9 @@ class Member:
     fidx: int  # position in the ingest's file order
     rel: str
     path: Any
-    digest: str
-    rows: int  # records after the header
+    rows: int  # records after the header: estimated by the plan, counted when read
+    header: bytes = b""  # the header line the layout was planned on
+    digest: str | None = None  # sha256 of the bytes read when the chunk was built
     file_site: str = ""  # telephony: lower-cased site of the file (telephony_sources)
     constants: dict[str, str] = field(default_factory=dict)
 
@@ -204,20 +215,24 @@ class ColumnarPlan:
         name = cand.path.name.lower()
         if cand.refusal or not name.endswith((".csv", ".csv.gz")):
             return None
-        read = _payload(cand.path, cand.rel)
+        read = _sample(cand.path, cand.rel)
         if read is None:
             return None
-        payload, digest = read
-        current = run.state.current.get(cand.rel)
-        if current is not None and current.content_hash == digest:
-            return None  # unchanged: skipped by the ingest
-        lines = clean_lines(payload)
-        if lines is None or lines < 1:
+        sample, size = read
+        first, newline, rest = sample.partition(b"\n")
+        if not newline or sample.startswith(UTF8_BOM):
+            return None  # no header line in the sample, or not clean: the row reader
+        try:
+            fields = first.removesuffix(b"\r").decode("utf-8").split(",")
+        except UnicodeDecodeError:
             return None
-        first = payload.split(b"\n", 1)[0].removesuffix(b"\r").decode("utf-8")
-        fields = first.split(",")
         header = normalize_header(fields)
-        member = Member(fidx, cand.rel, cand.path, digest, lines - 1)
+        # records estimated from the sample's bytes a record (chunk sizes only: the records
+        # are counted when the chunk is read)
+        records = rest.count(b"\n")
+        per_record = len(rest) / records if records else max(len(first), 1)
+        estimate = max(0, round((size - len(first) - 1) / per_record))
+        member = Member(fidx, cand.rel, cand.path, estimate, first.removesuffix(b"\r"))
         if cand.spec is not None:
             spec: EntitySpec = cand.spec
             positions, extras = header_index(header, spec.columns, spec.aliases)
@@ -248,8 +263,10 @@ class ColumnarPlan:
         return Layout(GENERIC, len(fields), take), member
 
     # .. reading ...........................................................................
-    def parsed(self, rel: str, digest: str) -> ParsedFile | None:
-        """The file's rows when it was read here with these bytes, else None."""
+    def take(self, rel: str) -> tuple[str, ParsedFile | None] | None:
+        """(sha256 of the file's bytes, its rows) when its chunk read it: the rows are None
+        when the bytes are not clean (the row reader reads them). None when the file is not
+        planned, or was unreadable when its chunk was built (the ingest reads it itself)."""
         self._drop_done()
         entry = self.by_rel.pop(rel, None)
         if entry is None:
@@ -262,8 +279,10 @@ class ColumnarPlan:
             self._build(chunk)
         if not any(self.by_rel.get(m.rel, (None,))[0] is chunk for m in chunk.members):
             self._done.append(chunk)  # dropped after this file's rows are written
-        if member.digest != digest or member.fidx not in chunk.clean:
+        if member.digest is None:
             return None
+        if member.fidx not in chunk.clean:
+            return member.digest, None
         self.files_read += 1
         self._taken[rel] = (chunk, member)
         if chunk.layout.kind == GENERIC:
@@ -272,7 +291,7 @@ class ColumnarPlan:
         else:
             spec = ENTITIES[chunk.layout.kind]
             table, fmt, columns = spec.table, "csv", spec.row_columns
-        return ParsedFile(
+        return member.digest, ParsedFile(
             table=table,
             format=fmt,
             rows=[],
@@ -450,20 +469,32 @@ class ChunkReader:
     # .. load ..............................................................................
     def _load(self) -> list[Member]:
         """Every member's records into SRC (`_fidx`, `_line`, c0..), in file order; the
-        members whose bytes are unchanged and whose records DuckDB counts as planned."""
+        members whose bytes are clean and whose records DuckDB counts as read.
+
+        Each file is read once here: its digest (the ingest's hash cache remembers it with the
+        file's stat) and record count are set on the member, whatever its bytes."""
         width = self.layout.width
         types = {"_fidx": "INTEGER", **{f"c{i}": "VARCHAR" for i in range(width)}}
         members: list[Member] = []
         bodies: list[bytes] = []
         for member in self.chunk.members:
-            read = _payload(member.path, member.rel)
-            if read is None or read[1] != member.digest:
-                continue
-            body = read[0].replace(b"\r\n", b"\n").split(b"\n", 1)
-            if len(body) < 2 or not body[1]:
+            try:
+                data, member.digest = self.run.hashes.read(member.path)
+                body = clean_body(uncompress(member.rel, data))
+            except (OSError, FileRefused):
+                continue  # the ingest reads it again and refuses it with the reason
+            if body is None:
+                continue  # not clean: the row reader reads it
+            header, newline, text = body.partition(b"\n")
+            if header != member.header:
+                continue  # rewritten since the plan read its header: the row reader
+            if not newline or not text:
+                member.rows = 0
                 members.append(member)  # header only: no records
                 continue
-            text = body[1] if body[1].endswith(b"\n") else body[1] + b"\n"
+            if not text.endswith(b"\n"):
+                text += b"\n"
+            member.rows = text.count(b"\n")
             prefix = b"%d," % member.fidx
             bodies.append(prefix + text[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
             members.append(member)

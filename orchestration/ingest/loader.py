@@ -422,14 +422,22 @@ class _Ingest:
         if cand.rel in self.unchanged:
             self._skip_unchanged(cand)
             return
-        try:
-            data, digest = self.hashes.read(cand.path)
-        except IsADirectoryError:
-            self._refuse(cand, None, "unreadable: is a directory", entity, None)
-            return
-        except OSError as exc:
-            self._refuse(cand, None, f"unreadable: {_os_reason(exc)}", entity, None)
-            return
+        # a clean file of a columnar chunk was read (and hashed) when its chunk was built;
+        # any other file is read here (again, when its chunk found it not clean)
+        taken = self.columnar.take(cand.rel) if self.columnar else None
+        columnar = taken[1] if taken else None
+        data = b""
+        if taken is not None and columnar is not None:
+            digest = taken[0]
+        else:
+            try:
+                data, digest = self.hashes.read(cand.path)
+            except IsADirectoryError:
+                self._refuse(cand, None, "unreadable: is a directory", entity, None)
+                return
+            except OSError as exc:
+                self._refuse(cand, None, f"unreadable: {_os_reason(exc)}", entity, None)
+                return
         current = self.state.current.get(cand.rel)
         if current is not None and current.content_hash == digest:
             self._skip_unchanged(cand)  # e.g. touched, or copied over with the same bytes
@@ -437,7 +445,7 @@ class _Ingest:
         assert entity is not None
         fmt: str | None = "csv" if cand.spec else None
         try:
-            payload = uncompress(cand.rel, data)
+            payload = b"" if columnar is not None else uncompress(cand.rel, data)
             owner = self.state.owners.get((digest, entity))
             if current is None and owner is not None and owner != cand.rel:
                 self._write(
@@ -450,9 +458,6 @@ class _Ingest:
                     old=None,
                 )
                 return
-            # a file the columnar path read with these bytes (its header passed the row
-            # reader's checks when it was planned), else the row reader
-            columnar = self.columnar.parsed(cand.rel, digest) if self.columnar else None
             parsed = columnar or self._read_rows(cand, payload)
         except FileRefused as refused:
             self._refuse(cand, digest, str(refused), entity, fmt)
