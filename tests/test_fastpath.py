@@ -292,14 +292,21 @@ def test_phone_map_equals_the_normalizer(region):
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):
     """The plan reads only a file's first bytes; the chunk reads (and hashes) the whole file
-    once, and the ingest takes that digest instead of reading the file again."""
+    once, and the ingest takes that digest instead of reading the file again. A chunk's files
+    are read in a thread while DuckDB works on the chunk before (one file a chunk here)."""
+    import threading
     from pathlib import Path
 
+    from orchestration.ingest import fastpath
+
+    monkeypatch.setattr(fastpath, "CHUNK_ROWS", 1)
     reads: dict[str, int] = {}
+    threads: set[str] = set()
     read_bytes = Path.read_bytes
 
     def counting(self):
         reads[self.name] = reads.get(self.name, 0) + 1
+        threads.add(threading.current_thread().name.split("_")[0])
         return read_bytes(self)
 
     monkeypatch.setattr(Path, "read_bytes", counting)
@@ -310,6 +317,7 @@ def test_each_file_is_read_once(tmp_path, monkeypatch):
     summary = ingest_landing(con, landing, load_config(), KEY)
     assert _columnar_files(summary) == {f"telephony/{name}.csv" for name in COLUMNAR_CASES}
     assert reads == {f"{name}.csv": 1 for name in COLUMNAR_CASES}
+    assert threads == {"MainThread", "ringledger-read"}
     # the ledger holds the digest of the bytes loaded
     import hashlib
 

@@ -36,6 +36,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,10 +100,11 @@ def clean_body(payload: bytes) -> bytes | None:
     line), else None."""
     if payload.startswith(UTF8_BOM) or b'"' in payload or b"\x00" in payload:
         return None
-    carriage = payload.count(b"\r")
-    if carriage and carriage != payload.count(b"\r\n"):
-        return None
-    body = payload.replace(b"\r\n", b"\n") if carriage else payload
+    body = payload
+    if b"\r" in payload:  # (a memchr: most exports have none, and counting costs a pass)
+        if payload.count(b"\r") != payload.count(b"\r\n"):
+            return None
+        body = payload.replace(b"\r\n", b"\n")
     if body.startswith(b"\n") or b"\n\n" in body:
         return None
     try:
@@ -194,6 +196,10 @@ class ColumnarPlan:
                 current.append(member)
             if current:
                 self._add_chunk(layout, current)
+        # chunks are built when their first file comes up in the ingest's order
+        self._build_order = sorted(self.chunks, key=lambda c: c.members[0].fidx)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ringledger-read")
+        self._reading: dict[int, Future[ChunkBytes]] = {}
 
     def _add_chunk(self, layout: Layout, members: list[Member]) -> None:
         chunk = Chunk(layout, members, len(self.chunks))
@@ -342,6 +348,7 @@ class ColumnarPlan:
         self._deferred.clear()
 
     def close(self) -> None:
+        self._reader.shutdown(wait=True, cancel_futures=True)
         self._done.extend(c for c in self.chunks if c.built)
         self._drop_done()
         self.con.execute(f"DROP TABLE IF EXISTS {self.seen_keys}")
@@ -356,19 +363,68 @@ class ColumnarPlan:
         chunk.built = True
         chunk.out = f"{PREFIX}out_{chunk.number}"
         started = time.perf_counter()
+        pending = self._reading.pop(chunk.number, None)
+        read = pending.result() if pending else read_chunk(chunk, self.run.hashes)
+        waited = time.perf_counter() - started
+        following = [c for c in self._build_order if not c.built][:1]
+        for later in following:  # its bytes are read while DuckDB works on this chunk
+            self._reading[later.number] = self._reader.submit(read_chunk, later, self.run.hashes)
         reader = ChunkReader(self.con, self.run, chunk, self.seen_keys)
         try:
-            chunk.clean = reader.read()
+            chunk.clean = reader.read(read)
         finally:
             reader.cleanup()
+        del read
         log.info(
-            "columnar: %s of %s %s files clean (%s records) in %.1f s",
+            "columnar: %s of %s %s files clean (%s records) in %.1f s (%.1f s reading bytes)",
             len(chunk.clean),
             len(chunk.members),
             chunk.layout.kind,
             chunk.rows,
             time.perf_counter() - started,
+            waited,
         )
+
+
+@dataclass
+class ChunkBytes:
+    """A chunk's files as read by `read_chunk`."""
+
+    members: list[Member]  # the files with clean bytes, in file order
+    bodies: list[bytes]  # the records of those with records, each line prefixed `fidx,`
+
+
+def read_chunk(chunk: Chunk, hashes) -> ChunkBytes:
+    """Read each file of `chunk` once: its sha256 (`hashes`, the ingest's `_HashCache`,
+    remembers it with the file's stat) and record count are set on its member, whatever its
+    bytes; the clean ones are returned, ready for one `read_csv`. Python only, no DuckDB: the
+    plan runs it for the next chunk in a thread while DuckDB works on this one."""
+    members: list[Member] = []
+    bodies: list[bytes] = []
+    for member in chunk.members:
+        try:
+            data, member.digest = hashes.read(member.path)
+            body = clean_body(uncompress(member.rel, data))
+        except (OSError, FileRefused):
+            continue  # the ingest reads it again and refuses it with the reason
+        if body is None:
+            continue  # not clean: the row reader reads it
+        header, newline, text = body.partition(b"\n")
+        if header != member.header:
+            continue  # rewritten since the plan read its header: the row reader
+        if not newline or not text:
+            member.rows = 0
+            members.append(member)  # header only: no records
+            continue
+        if not text.endswith(b"\n"):
+            text += b"\n"
+        prefix = b"%d," % member.fidx
+        lines = prefix + text[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+        # one prefix a record: its records counted without another pass over the bytes
+        member.rows = (len(lines) - len(text)) // len(prefix)
+        bodies.append(lines)
+        members.append(member)
+    return ChunkBytes(members, bodies)
 
 
 # -- one chunk ----------------------------------------------------------------------------
@@ -391,8 +447,8 @@ class ChunkReader:
         self.registered: list[str] = []
         self.tables = [self.src, self.stage, f"{PREFIX}phones"]
 
-    def read(self) -> set[int]:
-        members = self._load()
+    def read(self, read: ChunkBytes) -> set[int]:
+        members = self._load(read)
         if not members:
             return set()
         if self.layout.kind == GENERIC:
@@ -467,37 +523,12 @@ class ChunkReader:
         return self._verdict(members, columns, ids, rules)
 
     # .. load ..............................................................................
-    def _load(self) -> list[Member]:
-        """Every member's records into SRC (`_fidx`, `_line`, c0..), in file order; the
-        members whose bytes are clean and whose records DuckDB counts as read.
-
-        Each file is read once here: its digest (the ingest's hash cache remembers it with the
-        file's stat) and record count are set on the member, whatever its bytes."""
+    def _load(self, read: ChunkBytes) -> list[Member]:
+        """The records of `read` (see `read_chunk`) into SRC (`_fidx`, `_line`, c0..), in file
+        order; the members whose records DuckDB counts as read."""
         width = self.layout.width
         types = {"_fidx": "INTEGER", **{f"c{i}": "VARCHAR" for i in range(width)}}
-        members: list[Member] = []
-        bodies: list[bytes] = []
-        for member in self.chunk.members:
-            try:
-                data, member.digest = self.run.hashes.read(member.path)
-                body = clean_body(uncompress(member.rel, data))
-            except (OSError, FileRefused):
-                continue  # the ingest reads it again and refuses it with the reason
-            if body is None:
-                continue  # not clean: the row reader reads it
-            header, newline, text = body.partition(b"\n")
-            if header != member.header:
-                continue  # rewritten since the plan read its header: the row reader
-            if not newline or not text:
-                member.rows = 0
-                members.append(member)  # header only: no records
-                continue
-            if not text.endswith(b"\n"):
-                text += b"\n"
-            member.rows = text.count(b"\n")
-            prefix = b"%d," % member.fidx
-            bodies.append(prefix + text[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
-            members.append(member)
+        members, bodies = read.members, read.bodies
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {self.src} ("
             + ", ".join(f"{name} {typ}" for name, typ in types.items())
@@ -510,6 +541,7 @@ class ChunkReader:
                 if self._read_csv(body, types):
                     kept.append(member)
             members = [m for m in members if not m.rows] + kept
+        read.bodies = []  # in DuckDB now
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {self.src} AS SELECT *, "
             "rowid - min(rowid) OVER (PARTITION BY _fidx) + 2 AS _line "
@@ -721,8 +753,7 @@ class ChunkReader:
         extra = f", {', '.join(post)}" if post else ""
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {self.chunk.out} AS SELECT *{extra} FROM "
-            f"(SELECT {', '.join(items)} FROM {self.stage} AS s {' '.join(joins)}) "
-            "ORDER BY _fidx, _line"
+            f"(SELECT {', '.join(items)} FROM {self.stage} AS s {' '.join(joins)})"
         )
         self.con.execute(f"DROP TABLE {self.stage}")
 
