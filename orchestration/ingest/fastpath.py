@@ -444,8 +444,9 @@ class ChunkReader:
         self.max_bytes = int(run.config.vars["max_field_bytes"])
         self.max_seconds = float(run.config.vars["max_call_hours"]) * 3600.0
         self.src, self.stage = f"{PREFIX}src", f"{PREFIX}stage"
+        self.firsts = f"{PREFIX}firsts"
         self.registered: list[str] = []
-        self.tables = [self.src, self.stage, f"{PREFIX}phones"]
+        self.tables = [self.src, self.firsts, self.stage, f"{PREFIX}phones"]
 
     def read(self, read: ChunkBytes) -> set[int]:
         members = self._load(read)
@@ -524,8 +525,9 @@ class ChunkReader:
 
     # .. load ..............................................................................
     def _load(self, read: ChunkBytes) -> list[Member]:
-        """The records of `read` (see `read_chunk`) into SRC (`_fidx`, `_line`, c0..), in file
-        order; the members whose records DuckDB counts as read."""
+        """The records of `read` (see `read_chunk`) into SRC (`_fidx`, c0..), in file order,
+        and each file's first row into FIRSTS; the members whose records DuckDB counts as
+        read."""
         width = self.layout.width
         types = {"_fidx": "INTEGER", **{f"c{i}": "VARCHAR" for i in range(width)}}
         members, bodies = read.members, read.bodies
@@ -542,10 +544,11 @@ class ChunkReader:
                     kept.append(member)
             members = [m for m in members if not m.rows] + kept
         read.bodies = []  # in DuckDB now
+        # each file's records are consecutive rows of SRC: a record's line is its row's
+        # distance from its file's first row (+2: the header is line 1), see `_stage`
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.src} AS SELECT *, "
-            "rowid - min(rowid) OVER (PARTITION BY _fidx) + 2 AS _line "
-            f"FROM {self.src}"
+            f"CREATE OR REPLACE TEMP TABLE {self.firsts} AS "
+            f"SELECT _fidx, min(rowid) AS first_row FROM {self.src} GROUP BY _fidx"
         )
         return members
 
@@ -592,8 +595,9 @@ class ChunkReader:
             f"coalesce(strlen(c{i}), 0) > {self.max_bytes}" for i in range(self.layout.width)
         )
         rows = (
-            f"SELECT _fidx, _line, ({oversize}) AS _oversize, {self._columns_sql(columns)} "
-            f"FROM {self.src}"
+            "SELECT s._fidx, s.rowid - f.first_row + 2 AS _line, "
+            f"({oversize}) AS _oversize, {self._columns_sql(columns)} "
+            f"FROM {self.src} AS s JOIN {self.firsts} AS f ON f._fidx = s._fidx"
         )
         items = ["r.*", *extra]
         for col in timestamps:
