@@ -5,6 +5,10 @@ row readers."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -291,12 +295,10 @@ def test_phone_map_equals_the_normalizer(region):
 
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):
-    """The plan reads only a file's first bytes; the chunk reads (and hashes) the whole file
-    once, and the ingest takes that digest instead of reading the file again. A chunk's files
-    are read in a thread while DuckDB works on the chunk before (one file a chunk here)."""
-    import threading
-    from pathlib import Path
-
+    """The chunk reads (and hashes) the whole file once (`Path.read_bytes`, counted here; the
+    plan opens it for its first 64 KiB only), and the ingest takes that digest instead of
+    reading the file again. A chunk's files are read in a thread while DuckDB works on the
+    chunk before (one file a chunk here)."""
     from orchestration.ingest import fastpath
 
     monkeypatch.setattr(fastpath, "CHUNK_ROWS", 1)
@@ -319,8 +321,6 @@ def test_each_file_is_read_once(tmp_path, monkeypatch):
     assert reads == {f"{name}.csv": 1 for name in COLUMNAR_CASES}
     assert threads == {"MainThread", "ringledger-read"}
     # the ledger holds the digest of the bytes loaded
-    import hashlib
-
     ledger = dict(con.execute("SELECT file, content_hash FROM raw.load_ledger").fetchall())
     for name in COLUMNAR_CASES:
         rel = f"telephony/{name}.csv"
