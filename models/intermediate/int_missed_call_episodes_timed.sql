@@ -145,10 +145,19 @@ pivoted as (
 
 ),
 
+-- the columns derived here are computed on narrow rows (episode_id and what each step reads) and
+-- joined to the wide episode row once, in `final`: each CTE read twice is materialized, and
+-- carrying every episode column through them made the query spill at a year's episodes
 with_sla as (
 
     select
-        episodes.*,
+        episodes.episode_id,
+        episodes.site,
+        episodes.first_missed_at_utc,
+        episodes.first_attempt_at_utc,
+        episodes.first_inbound_recovery_at_utc,
+        episodes.first_contact_at_utc,
+        episodes.contact_delay_minutes,
         coalesce(pivoted.is_business_hours, false) as is_business_hours,
         (pivoted.cumulative_at_attempt - pivoted.cumulative_at_first_miss) / 60.0 as attempt_delay_business_minutes,
         (pivoted.cumulative_at_contact - pivoted.cumulative_at_first_miss) / 60.0 as contact_delay_business_minutes,
@@ -245,7 +254,14 @@ due_times as (
 statused as (
 
     select
-        with_sla.*,
+        with_sla.episode_id,
+        with_sla.is_business_hours,
+        with_sla.attempt_delay_business_minutes,
+        with_sla.contact_delay_business_minutes,
+        with_sla.sla_business_minutes,
+        with_sla.sla_target_cumulative_seconds,
+        with_sla.cumulative_at_as_of,
+        with_sla.contact_delay_minutes,
         due_times.sla_due_at_utc,
         case
             when with_sla.sla_target_cumulative_seconds is not null and with_sla.cumulative_at_as_of is not null
@@ -300,10 +316,22 @@ bucketed as (
 final as (
 
     select
-        statused.*,
+        episodes.*,
+        statused.is_business_hours,
+        statused.attempt_delay_business_minutes,
+        statused.contact_delay_business_minutes,
+        statused.sla_business_minutes,
+        statused.sla_target_cumulative_seconds,
+        statused.cumulative_at_as_of,
+        statused.sla_due_at_utc,
+        statused.minutes_to_sla,
+        statused.sla_status,
+        statused.is_contacted_within_sla,
         bucketed.delay_bucket,
         bucketed.delay_bucket_sort_order
-    from statused
+    from episodes
+    inner join statused
+        on episodes.episode_id = statused.episode_id
     left join bucketed
         on statused.episode_id = bucketed.episode_id
         and bucketed.bucket_rank = 1
