@@ -90,6 +90,33 @@
     percentile_cont({{ fraction }}) within group (order by {{ expression }})
 {%- endmacro %}
 
+{# ---- several exact continuous percentiles of one expression as a list, one sort ------- #}
+{#- DuckDB sorts each quantile_cont aggregate separately: three percentiles of one column in
+    one aggregate take a third of the sorting (mart_callback_delay_percentiles: 2.9 -> 1.5 s
+    at a year's episodes). Read an element with list_item (1-based). -#}
+{% macro percentiles_cont(expression, fractions) -%}
+    {{ return(adapter.dispatch('percentiles_cont', 'ringledger')(expression, fractions)) }}
+{%- endmacro %}
+{% macro default__percentiles_cont(expression, fractions) -%}{{ ringledger._unsupported('percentiles_cont') }}{%- endmacro %}
+{% macro duckdb__percentiles_cont(expression, fractions) -%}
+    quantile_cont({{ expression }}, [{{ fractions | join(', ') }}])
+{%- endmacro %}
+{% macro spark__percentiles_cont(expression, fractions) -%}
+    percentile({{ expression }}, array({{ fractions | join(', ') }}))
+{%- endmacro %}
+
+{# ---- an element of a list/array, 1-based ---------------------------------------------- #}
+{% macro list_item(expression, position) -%}
+    {{ return(adapter.dispatch('list_item', 'ringledger')(expression, position)) }}
+{%- endmacro %}
+{% macro default__list_item(expression, position) -%}{{ ringledger._unsupported('list_item') }}{%- endmacro %}
+{% macro duckdb__list_item(expression, position) -%}
+    list_extract({{ expression }}, {{ position }})
+{%- endmacro %}
+{% macro spark__list_item(expression, position) -%}
+    element_at({{ expression }}, {{ position }})
+{%- endmacro %}
+
 {# ---- keyed hash already computed at ingest; text digest for surrogate keys ------------ #}
 {% macro surrogate_key(columns) -%}
     {{ return(adapter.dispatch('surrogate_key', 'ringledger')(columns)) }}
