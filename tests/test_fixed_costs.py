@@ -200,3 +200,56 @@ def test_identities_emptied_since_they_were_built_are_rebuilt(con, landing, conf
     con.execute("delete from raw.crm_contact_identities")
     ingest(con, landing, config)
     assert identities(con) == [("k1", "k1", 1)]
+
+
+# -- dbt invocations ----------------------------------------------------------------------------
+
+
+def test_the_pipeline_builds_write_no_json_artifacts(monkeypatch):
+    from orchestration.assets.dbt import ARTIFACTS_ENV, build_args
+
+    monkeypatch.delenv(ARTIFACTS_ENV, raising=False)
+    args = build_args(["--vars", "{}"])
+    assert args[:3] == ["build", "--vars", "{}"]
+    assert "--no-write-json" in args
+    monkeypatch.setenv(ARTIFACTS_ENV, "1")
+    assert "--no-write-json" not in build_args(["--vars", "{}"])
+
+
+def _target_dir(root: Path, name: str, dir_age: float, log_age: float | None, now: float) -> Path:
+    path = root / name
+    (path / "compiled").mkdir(parents=True)
+    if log_age is not None:
+        log = path / "dbt.log"
+        log.write_text("log\n")
+        os.utime(log, (now - log_age, now - log_age))
+    os.utime(path, (now - dir_age, now - dir_age))
+    return path
+
+
+def test_old_dbt_target_dirs_are_pruned_but_not_active_ones(tmp_path, monkeypatch):
+    from orchestration.assets.dbt import PRUNE_IDLE_SECONDS, prune_target_dirs
+
+    target = tmp_path / "target"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))
+    now = time.time()
+    hour = 3600.0
+    # a directory created long ago whose dbt.log is still being written: the most recent
+    writing = _target_dir(target, "ringledger_dbt_models-aaaaaaa-0000001", 9 * hour, 60, now)
+    newest = _target_dir(target, "ringledger_dbt_models-aaaaaaa-0000002", 360, 360, now)
+    recent = _target_dir(target, "ringledger_dbt_models-bbbbbbb-0000003", 1800, 1800, now)
+    old = [
+        _target_dir(target, f"ringledger_dbt_models-ccccccc-00000{i}0", age * hour, None, now)
+        for i, age in enumerate((2, 3, 5))
+    ]
+    other_op = _target_dir(target, "ringledger_dbt_marts-ccccccc-0000009", 8 * hour, 8 * hour, now)
+    assert PRUNE_IDLE_SECONDS < 2 * hour
+
+    removed = prune_target_dirs("ringledger_dbt_models", keep=2, now=now)
+
+    assert sorted(removed) == sorted(old)
+    assert not any(path.exists() for path in old)
+    # the two most recently active are kept; the third is beyond `keep` but active recently
+    assert writing.exists() and newest.exists() and recent.exists()
+    assert other_op.exists()
+    assert prune_target_dirs("ringledger_dbt_models", keep=2, now=now + 2 * hour) == [recent]

@@ -36,6 +36,19 @@ def test_run_publishes_fct_calls(pipeline_run):
     assert schemas == {"marts"}
 
 
+def test_builds_leave_their_log_but_no_json_artifacts(pipeline_run):
+    """The pipeline's dbt builds run with --no-write-json (orchestration/assets/dbt.py): the
+    run above succeeded on dbt's structured log alone, and its target directories hold no
+    manifest.json or run_results.json."""
+    for op in ("ringledger_dbt_models", "ringledger_dbt_marts"):
+        dirs = sorted((REPO / "target").glob(f"{op}-*"), key=lambda path: path.stat().st_mtime)
+        assert dirs, op
+        newest = dirs[-1]
+        assert (newest / "dbt.log").exists()
+        assert not (newest / "run_results.json").exists()
+        assert not (newest / "manifest.json").exists()
+
+
 def test_legs_deduplicated_across_overlapping_files(pipeline_run):
     raw, distinct = query(
         pipeline_run.warehouse,

@@ -11,7 +11,10 @@ data, so a run does not need them; `tests/test_dbt_unit.py` runs every one of th
 """
 
 import os
+import shutil
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, AssetKey, AssetSpec
@@ -41,6 +44,18 @@ MARTS_SELECTION = "path:models/marts path:models/restricted"
 # assets (and dbt then picks the selected models' unit tests again), whereas this flag reaches
 # dbt unchanged in every case.
 BUILD_EXCLUDED_RESOURCE_TYPES = ("unit_test",)
+# The builds do not write manifest.json and run_results.json: Dagster takes each node's result
+# from dbt's structured log, and serializing the two artifacts cost ~2.3 s of each build
+# (docs/benchmarks.md). RINGLEDGER_DBT_ARTIFACTS=1 writes them again (for tools that read
+# them); `dbt build` run by hand writes them as usual.
+ARTIFACTS_ENV = "RINGLEDGER_DBT_ARTIFACTS"
+# dagster-dbt gives every invocation its own target directory (`target/<op>-<run>-<id>/`,
+# ~2-6 MB: the invocation's dbt.log, compiled SQL, partial-parse state). Each build removes
+# those of its op beyond the KEPT_TARGET_DIRS newest, so a daily pipeline does not fill the
+# disk; never one active in the last PRUNE_IDLE_SECONDS (another process's build may still be
+# writing it: runs on other warehouses from the same checkout, the test suite).
+KEPT_TARGET_DIRS = 5
+PRUNE_IDLE_SECONDS = 3600
 
 
 class RingledgerTranslator(DagsterDbtTranslator):
@@ -79,6 +94,40 @@ def _build_plan(warehouse: WarehouseResource, env: dict[str, str], vars_json: st
         return incremental.plan_build(con, current)
 
 
+def _last_activity(path: Path) -> float:
+    log = path / "dbt.log"
+    times = [path.stat().st_mtime]
+    if log.exists():
+        times.append(log.stat().st_mtime)
+    return max(times)
+
+
+def prune_target_dirs(
+    op_name: str, keep: int = KEPT_TARGET_DIRS, now: float | None = None
+) -> list[Path]:
+    """Remove the per-invocation target directories of `op_name` beyond the `keep` most
+    recently active ones, unless active within PRUNE_IDLE_SECONDS. Returns those removed."""
+    target = project.REPO_ROOT / os.environ.get("DBT_TARGET_PATH", "target")
+    now = time.time() if now is None else now
+    dirs = [path for path in target.glob(f"{op_name}-*") if path.is_dir()]
+    activity = {path: _last_activity(path) for path in dirs}
+    dirs.sort(key=activity.__getitem__, reverse=True)
+    removed = [path for path in dirs[keep:] if now - activity[path] > PRUNE_IDLE_SECONDS]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def build_args(vars_arg: list[str]) -> list[str]:
+    """`dbt build` arguments of the pipeline's builds (--full-refresh added by the plan)."""
+    args = ["build", *vars_arg]
+    for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
+        args += ["--exclude-resource-type", resource_type]
+    if os.environ.get(ARTIFACTS_ENV, "") != "1":
+        args.append("--no-write-json")
+    return args
+
+
 def _dbt_build(
     context: AssetExecutionContext,
     dbt: DbtCliResource,
@@ -90,9 +139,9 @@ def _dbt_build(
     env = warehouse.dbt_environment(config)
     os.environ.update(env)
     vars_arg = warehouse.dbt_vars_arg(config)
-    args = ["build", *vars_arg]
-    for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
-        args += ["--exclude-resource-type", resource_type]
+    args = build_args(vars_arg)
+    # the invocation about to start makes the KEPT_TARGET_DIRS-th
+    prune_target_dirs(context.op_execution_context.op.name, keep=KEPT_TARGET_DIRS - 1)
     if warehouse.engine_name != "spark":
         plan = _build_plan(warehouse, env, vars_arg[-1])  # ["--vars", JSON]
         context.log.info("dbt build of the %s: %s", layer, plan.mode)
