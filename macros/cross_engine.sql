@@ -117,6 +117,18 @@
     element_at({{ expression }}, {{ position }})
 {%- endmacro %}
 
+{# ---- one row per integer of [start, stop] (select-list expression) ------------------- #}
+{% macro explode_range(start, stop) -%}
+    {{ return(adapter.dispatch('explode_range', 'ringledger')(start, stop)) }}
+{%- endmacro %}
+{% macro default__explode_range(start, stop) -%}{{ ringledger._unsupported('explode_range') }}{%- endmacro %}
+{% macro duckdb__explode_range(start, stop) -%}
+    unnest(generate_series({{ start }}, {{ stop }}))
+{%- endmacro %}
+{% macro spark__explode_range(start, stop) -%}
+    explode(sequence({{ start }}, {{ stop }}))
+{%- endmacro %}
+
 {# ---- keyed hash already computed at ingest; text digest for surrogate keys ------------ #}
 {% macro surrogate_key(columns) -%}
     {{ return(adapter.dispatch('surrogate_key', 'ringledger')(columns)) }}
