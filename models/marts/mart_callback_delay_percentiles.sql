@@ -4,6 +4,15 @@
 -- across groups. Percentiles are continuous (linear interpolation) over the episodes that have
 -- the delay; episodes without it are the complement of the matching rate. The three percentiles
 -- of a delay come from one aggregate (percentiles_cont: one sort, not three).
+{#- each delay (output name, episode column) and its percentiles (column prefix, fraction) -#}
+{%- set delays = [
+    ('attempt_minutes', 'attempt_delay_minutes'),
+    ('contact_minutes', 'contact_delay_minutes'),
+    ('attempt_business_minutes', 'attempt_delay_business_minutes'),
+    ('contact_business_minutes', 'contact_delay_business_minutes'),
+] %}
+{%- set labels = ['p50', 'p90', 'p95'] %}
+{%- set fractions = [0.5, 0.9, 0.95] %}
 with episodes as (
 
     select
@@ -35,10 +44,9 @@ aggregated as (
         sum(case when first_attempt_at_utc is not null then 1 else 0 end) as attempted_episodes,
         sum(case when first_contact_at_utc is not null then 1 else 0 end) as contacted_episodes,
         sum(case when has_connected_callback then 1 else 0 end) as completed_episodes,
-        {{ percentiles_cont('attempt_delay_minutes', [0.5, 0.9, 0.95]) }} as attempt_minutes_percentiles,
-        {{ percentiles_cont('contact_delay_minutes', [0.5, 0.9, 0.95]) }} as contact_minutes_percentiles,
-        {{ percentiles_cont('attempt_delay_business_minutes', [0.5, 0.9, 0.95]) }} as attempt_business_minutes_percentiles,
-        {{ percentiles_cont('contact_delay_business_minutes', [0.5, 0.9, 0.95]) }} as contact_business_minutes_percentiles,
+        {%- for name, column in delays %}
+        {{ percentiles_cont(column, fractions) }} as {{ name }}_percentiles,
+        {%- endfor %}
         sum(case when sla_status = 'breached' then 1 else 0 end) as sla_breaches,
         sum(case when sla_status = 'met' then 1 else 0 end) as sla_met
     from episodes
@@ -70,18 +78,11 @@ final as (
         cast(attempted_episodes as double) / nullif(episodes, 0) as callback_attempt_rate,
         cast(contacted_episodes as double) / nullif(episodes, 0) as contact_rate,
         cast(completed_episodes as double) / nullif(episodes, 0) as callback_completion_rate,
-        cast({{ list_item('attempt_minutes_percentiles', 1) }} as double) as p50_attempt_minutes,
-        cast({{ list_item('attempt_minutes_percentiles', 2) }} as double) as p90_attempt_minutes,
-        cast({{ list_item('attempt_minutes_percentiles', 3) }} as double) as p95_attempt_minutes,
-        cast({{ list_item('contact_minutes_percentiles', 1) }} as double) as p50_contact_minutes,
-        cast({{ list_item('contact_minutes_percentiles', 2) }} as double) as p90_contact_minutes,
-        cast({{ list_item('contact_minutes_percentiles', 3) }} as double) as p95_contact_minutes,
-        cast({{ list_item('attempt_business_minutes_percentiles', 1) }} as double) as p50_attempt_business_minutes,
-        cast({{ list_item('attempt_business_minutes_percentiles', 2) }} as double) as p90_attempt_business_minutes,
-        cast({{ list_item('attempt_business_minutes_percentiles', 3) }} as double) as p95_attempt_business_minutes,
-        cast({{ list_item('contact_business_minutes_percentiles', 1) }} as double) as p50_contact_business_minutes,
-        cast({{ list_item('contact_business_minutes_percentiles', 2) }} as double) as p90_contact_business_minutes,
-        cast({{ list_item('contact_business_minutes_percentiles', 3) }} as double) as p95_contact_business_minutes,
+        {%- for name, column in delays %}
+        {%- for label in labels %}
+        cast({{ list_item(name ~ '_percentiles', loop.index) }} as double) as {{ label }}_{{ name }},
+        {%- endfor %}
+        {%- endfor %}
         cast(sla_breaches as integer) as sla_breaches,
         cast(sla_met as integer) as sla_met,
         cast(sla_breaches as double) / nullif(sla_breaches + sla_met, 0) as sla_breach_rate
