@@ -66,3 +66,42 @@
         pre_hook="{{ ringledger.delete_changed('call_id', '" ~ kind ~ "') }}"
     ) }}
 {%- endmacro %}
+
+{#-
+  Per-record models: the CRM exports' `int_crm_*_deduplicated` (one row per record id, the
+  newest copy). Incremental on DuckDB like the per-call models: a build after new loads
+  deletes the rows of every id with a copy loaded after the watermark and appends the newest
+  copy of each such id, ranked again among all of its copies; every other id keeps its row.
+  A file superseding or retracting an earlier one deletes raw rows, which no new row names:
+  that build is a full refresh (orchestration/incremental.py), as for the legs.
+-#}
+
+{#- `where` condition keeping the rows whose `column` has a copy in `model` (a staging model
+    with load_seq) loaded after the watermark; true on a full build. -#}
+{% macro in_new_copies(column, model) -%}
+    {%- if is_incremental() -%}
+        {{ column }} in (
+            select {{ column }} from {{ ref(model) }}
+            where load_seq > {{ ringledger.built_through_load_seq() }}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook: delete the rows of the ids with a new copy (nothing on a full build). #}
+{% macro delete_new_copies(column, model) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ ringledger.in_new_copies(column, model) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The config of a per-record model keyed by `column`, deduplicating staging model `model`. -#}
+{% macro per_record_config(column, model) -%}
+    {{ config(
+        materialized=ringledger.per_call_materialization(),
+        incremental_strategy=ringledger.incremental_strategy('append'),
+        on_schema_change='fail',
+        pre_hook="{{ ringledger.delete_new_copies('" ~ column ~ "', '" ~ model ~ "') }}"
+    ) }}
+{%- endmacro %}
