@@ -4,8 +4,11 @@ The per-call models (`int_legs_deduplicated`, `int_calls`, `int_calls_classified
 mart `fct_calls` is a view over the last) are incremental on DuckDB: a build recomputes only the calls touched by rows
 loaded after the warehouse's watermark (`raw.build_state`, the highest ledger `load_seq` that
 a complete build of the models and the marts has consumed) and leaves every other call's rows
-as they are (macros/incremental.sql). That is only equal to a full rebuild when nothing else
-changed, so a build is a full refresh (`dbt build --full-refresh`) when:
+as they are (macros/incremental.sql); so are the CRM exports' `int_crm_*_deduplicated` models,
+by record id (the ids with a copy loaded after the watermark), and the per-call `unique` tests
+read only the touched calls' rows (macros/test_unique_per_call.sql). That is only equal to a
+full rebuild when nothing else changed, so a build is a full refresh (`dbt build
+--full-refresh`) when:
 
 - the warehouse has no watermark yet (first build, or a warehouse from an older version);
 - the fingerprint changed: dbt vars, seeds in force, the project's models, macros or
