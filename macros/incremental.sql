@@ -105,3 +105,40 @@
         pre_hook="{{ ringledger.delete_new_copies('" ~ column ~ "', '" ~ model ~ "') }}"
     ) }}
 {%- endmacro %}
+
+{#-
+  Per-caller models: int_missed_call_episodes_collapsed (episodes are a caller number's time
+  line). Incremental on DuckDB: a build after new loads deletes the episodes of the numbers in
+  int_callers_touched and those without a number (each an unreachable miss of its own: ~3% of
+  the episodes, recomputed every build rather than traced back to their calls), then appends
+  those numbers' and the number-less episodes recomputed from all of their misses and answered
+  calls. The rest of the episode chain reads the table in full.
+-#}
+
+{#- `where` condition keeping the rows whose `column` (a caller's E.164) is in
+    int_callers_touched or null; true on a full build. A model using it declares
+    `-- depends_on: {{ ref('int_callers_touched') }}`. -#}
+{% macro in_touched_callers(column) -%}
+    {%- if is_incremental() -%}
+        ({{ column }} is null or {{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }}))
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook: delete the episodes of the touched callers and the number-less ones. #}
+{% macro delete_touched_callers(column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ ringledger.in_touched_callers(column) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The config of a per-caller model whose rows carry the caller's number in `column`. -#}
+{% macro per_caller_config(column) -%}
+    {{ config(
+        materialized=ringledger.per_call_materialization(),
+        incremental_strategy=ringledger.incremental_strategy('append'),
+        on_schema_change='fail',
+        pre_hook="{{ ringledger.delete_touched_callers('" ~ column ~ "') }}"
+    ) }}
+{%- endmacro %}

@@ -3,9 +3,15 @@
 -- repeat_dial_window_minutes of the previous one (start to start, the limit included). An
 -- inbound call of that caller answered by a person, at any site, between two misses closes the
 -- episode. The episode's attributes are those of its first miss.
+-- Incremental on DuckDB (macros/incremental.sql, per-caller models): a build after new loads
+-- recomputes the whole time line of each number in int_callers_touched (and the number-less
+-- misses) and keeps the other numbers' episodes.
+-- depends_on: {{ ref('int_callers_touched') }}
+{{ ringledger.per_caller_config('caller_number_e164') }}
 with misses as (
 
     select * from {{ ref('int_missed_calls_flagged') }}
+    where {{ ringledger.in_touched_callers('caller_number_e164') }}
 
 ),
 
@@ -16,6 +22,7 @@ answered_inbound as (
     where is_inbound
         and is_answered
         and caller_number_e164 is not null
+        and {{ ringledger.in_touched_callers('caller_number_e164') }}
 
 ),
 
