@@ -142,3 +142,34 @@
         pre_hook="{{ ringledger.delete_touched_callers('" ~ column ~ "') }}"
     ) }}
 {%- endmacro %}
+
+{#-
+  Models recomputed for a list of touched records (int_crm_activity_calls_linked, by the
+  activity ids of int_crm_activities_touched): rows of those ids deleted in a pre-hook, the
+  ids' rows recomputed and appended; everything else kept. Incremental on DuckDB.
+-#}
+
+{#- `where` condition keeping the rows whose `column` is in `column` of model `touched`; true
+    on a full build. A model using it declares `-- depends_on: {{ ref(touched) }}`. -#}
+{% macro in_touched_records(column, touched) -%}
+    {%- if is_incremental() -%}
+        {{ column }} in (select {{ column }} from {{ ref(touched) }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro delete_touched_records(column, touched) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ ringledger.in_touched_records(column, touched) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro touched_records_config(column, touched) -%}
+    {{ config(
+        materialized=ringledger.per_call_materialization(),
+        incremental_strategy=ringledger.incremental_strategy('append'),
+        on_schema_change='fail',
+        pre_hook="{{ ringledger.delete_touched_records('" ~ column ~ "', '" ~ touched ~ "') }}"
+    ) }}
+{%- endmacro %}

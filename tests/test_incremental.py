@@ -38,6 +38,7 @@ BOOKKEEPING = {"load_id", "load_seq", "loaded_at"}
 # what the last build recomputed: differs between an incremental and a full build by design
 TOUCHED = "int_calls_touched"
 TOUCHED_CALLERS = "int_callers_touched"
+TOUCHED_ACTIVITIES = "int_crm_activities_touched"
 
 
 def _tables(path, schema, skip_tables=(), skip_columns=()) -> dict[str, list[tuple]]:
@@ -146,6 +147,20 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     new_day_calls = next(p for p in new_day if p.parent.name == "telephony")
     assert new_day_calls.suffix == ".csv"
     moved_leg, new_parent = _move_a_leg(full_landing, new_day_calls)
+    # an activity of an earlier export names the moved leg: its link follows the leg
+    earlier_activities = sorted((full_landing / "crm").glob("activities_*.csv"))[0]
+    assert LAST_DAY not in earlier_activities.name
+    _append_csv(
+        earlier_activities,
+        {
+            "activity_id": "ACT-TEST-MOVED-LEG",
+            "activity_type": "inbound_call",
+            "logged_at": "2025-03-04T12:00:00Z",
+            "pbx_call_id": moved_leg,
+            "disposition": "answered",
+            "duration_seconds": "60",
+        },
+    )
     # a first-day miss delivered again with another caller number (the episodes of both
     # numbers change), and a first-day miss named by a new wrong-number CRM activity (it
     # becomes noise): neither caller calls on the new day
@@ -193,6 +208,13 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
             [flagged["call_id"]],
         ).fetchone() == ("wrong_number",)
+        # the activity naming the moved leg is linked to the new parent's call only
+        assert con.execute(
+            "select l.call_key = c.call_key from intermediate.int_crm_activity_calls_linked l "
+            "join intermediate.int_calls c on c.call_id = ? "
+            "where l.activity_id = 'ACT-TEST-MOVED-LEG'",
+            [new_parent],
+        ).fetchall() == [(True,)]
         # the moved leg's own call is gone, its new parent's call has it
         assert not con.execute(
             "select count(*) from intermediate.int_calls where call_id = ?", [moved_leg]
@@ -243,6 +265,11 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     episode_callers = {row[0] for row in _caller_numbers(daily / "warehouse.duckdb")}
     assert 0 < len(touched_callers & episode_callers) < len(episode_callers)
     assert not full_models.pop(TOUCHED_CALLERS)
+    # and the links of the activities naming recomputed calls or legs, and of the new ones
+    touched_activities = {row[0] for row in daily_models.pop(TOUCHED_ACTIVITIES)}
+    assert "ACT-TEST-MOVED-LEG" in touched_activities
+    assert len(touched_activities) < len(daily_models["int_crm_activities_deduplicated"])
+    assert not full_models.pop(TOUCHED_ACTIVITIES)
     for table in full_models:
         assert daily_models[table] == full_models[table], f"intermediate.{table} differs"
     # recorded for docs/benchmarks.md (the time target is measured by the benchmark)

@@ -1,6 +1,10 @@
 -- CRM activities linked to the logical PBX calls they reference: `pbx_call_id` links to every
 -- leg whose call id or parent id equals it (inputs-and-outputs.md, activities), and through
 -- the leg to its logical call. One row per (activity, logical call).
+-- Incremental on DuckDB (macros/incremental.sql): a build after new loads recomputes the links
+-- of the activities in int_crm_activities_touched and keeps the others'.
+-- depends_on: {{ ref('int_crm_activities_touched') }}
+{{ ringledger.touched_records_config('activity_id', 'int_crm_activities_touched') }}
 with activities as (
 
     select
@@ -11,6 +15,7 @@ with activities as (
         logged_at_utc
     from {{ ref('int_crm_activities_deduplicated') }}
     where pbx_call_id is not null
+        and {{ ringledger.in_touched_records('activity_id', 'int_crm_activities_touched') }}
 
 ),
 
