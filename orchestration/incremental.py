@@ -5,8 +5,10 @@ mart `fct_calls` is a view over the last) are incremental on DuckDB: a build rec
 loaded after the warehouse's watermark (`raw.build_state`, the highest ledger `load_seq` that
 a complete build of the models and the marts has consumed) and leaves every other call's rows
 as they are (macros/incremental.sql); so are the CRM exports' `int_crm_*_deduplicated` models,
-by record id (the ids with a copy loaded after the watermark), and the per-call `unique` tests
-read only the touched calls' rows (macros/test_unique_per_call.sql). That is only equal to a
+by record id (the ids with a copy loaded after the watermark), the activities' call links (the
+activities of `int_crm_activities_touched`), the collapsed episodes by caller number
+(`int_callers_touched`), and the per-call `unique` tests read only the touched calls' rows
+(macros/test_unique_per_call.sql). That is only equal to a
 full rebuild when nothing else changed, so a build is a full refresh (`dbt build
 --full-refresh`) when:
 
