@@ -59,11 +59,18 @@
     and int_calls_classified with 'root'): incremental on DuckDB, rows of the
     touched `call_id`s deleted by a pre-hook, recomputed rows appended. -#}
 {% macro per_call_config(kind) -%}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_changed('call_id', '" ~ kind ~ "') }}") }}
+{%- endmacro %}
+
+{#- The config every incremental model here shares: incremental on DuckDB (a plain table
+    elsewhere), its recomputed rows appended after `pre_hook` (Jinja rendered when the model
+    runs) deleted the rows they replace. -#}
+{% macro replaced_rows_config(pre_hook) -%}
     {{ config(
         materialized=ringledger.per_call_materialization(),
         incremental_strategy=ringledger.incremental_strategy('append'),
         on_schema_change='fail',
-        pre_hook="{{ ringledger.delete_changed('call_id', '" ~ kind ~ "') }}"
+        pre_hook=pre_hook
     ) }}
 {%- endmacro %}
 
@@ -98,12 +105,7 @@
 
 {#- The config of a per-record model keyed by `column`, deduplicating staging model `model`. -#}
 {% macro per_record_config(column, model) -%}
-    {{ config(
-        materialized=ringledger.per_call_materialization(),
-        incremental_strategy=ringledger.incremental_strategy('append'),
-        on_schema_change='fail',
-        pre_hook="{{ ringledger.delete_new_copies('" ~ column ~ "', '" ~ model ~ "') }}"
-    ) }}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_new_copies('" ~ column ~ "', '" ~ model ~ "') }}") }}
 {%- endmacro %}
 
 {#-
@@ -135,12 +137,7 @@
 
 {#- The config of a per-caller model whose rows carry the caller's number in `column`. -#}
 {% macro per_caller_config(column) -%}
-    {{ config(
-        materialized=ringledger.per_call_materialization(),
-        incremental_strategy=ringledger.incremental_strategy('append'),
-        on_schema_change='fail',
-        pre_hook="{{ ringledger.delete_touched_callers('" ~ column ~ "') }}"
-    ) }}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_touched_callers('" ~ column ~ "') }}") }}
 {%- endmacro %}
 
 {#-
@@ -166,10 +163,5 @@
 {%- endmacro %}
 
 {% macro touched_records_config(column, touched) -%}
-    {{ config(
-        materialized=ringledger.per_call_materialization(),
-        incremental_strategy=ringledger.incremental_strategy('append'),
-        on_schema_change='fail',
-        pre_hook="{{ ringledger.delete_touched_records('" ~ column ~ "', '" ~ touched ~ "') }}"
-    ) }}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_touched_records('" ~ column ~ "', '" ~ touched ~ "') }}") }}
 {%- endmacro %}

@@ -9,44 +9,14 @@ pipeline warehouse, with the same --vars as a pipeline run.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from orchestration import project
-from orchestration.config import load_config
+from dbt_helpers import run_dbt
 
 
 def run_unit_tests(warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["RINGLEDGER_WAREHOUSE"] = str(warehouse)
-    env["RINGLEDGER_ENGINE"] = "duckdb"
-    env.pop("RINGLEDGER_SEED_DIR", None)
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "test",
-            "--select",
-            "test_type:unit",
-            "--project-dir",
-            str(project.REPO_ROOT),
-            "--profiles-dir",
-            str(project.REPO_ROOT),
-            # own target and log paths: never the shared target/ of other runs
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target),
-            "--vars",
-            json.dumps(load_config().dbt_vars()),
-        ],
-        cwd=project.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_dbt(["test", "--select", "test_type:unit"], warehouse, target)
 
 
 def test_every_dbt_unit_test_runs_and_passes(pipeline_warehouse, dbt_manifest, tmp_path):

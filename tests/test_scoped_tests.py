@@ -8,50 +8,19 @@ reads every row. Checked on a copy of the session's pipeline warehouse with two 
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
-
-from orchestration import project
-from orchestration.config import load_config
+from dbt_helpers import run_dbt
 
 TEST_NODE = "unique_per_call_int_calls_call_key"
 
 
 def dbt(command: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["RINGLEDGER_WAREHOUSE"] = str(warehouse)
-    env["RINGLEDGER_ENGINE"] = "duckdb"
-    env.pop("RINGLEDGER_SEED_DIR", None)
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            *command,
-            "--select",
-            TEST_NODE,
-            "--project-dir",
-            str(project.REPO_ROOT),
-            "--profiles-dir",
-            str(project.REPO_ROOT),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target),
-            "--vars",
-            json.dumps(load_config().dbt_vars()),
-        ],
-        cwd=project.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_dbt([*command, "--select", TEST_NODE], warehouse, target)
 
 
 def failing_rows(completed: subprocess.CompletedProcess) -> int:
