@@ -37,6 +37,23 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Whether this build can be incremental: no --full-refresh and incremental models on this
+    engine. The touched lists (int_calls_touched, int_callers_touched,
+    int_crm_activities_touched) are empty otherwise, and the scoped tests read every row. -#}
+{% macro incremental_build() -%}
+    {{ return(not flags.FULL_REFRESH and ringledger.per_call_materialization() == 'incremental') }}
+{%- endmacro %}
+
+{#- `where` condition on a staging model: its rows loaded after the watermark on an incremental
+    build, none otherwise. -#}
+{% macro loaded_after_watermark() -%}
+    {%- if ringledger.incremental_build() -%}
+        load_seq > {{ ringledger.built_through_load_seq() }}
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
 {#- `where` condition keeping the rows whose `column` is in the touched set of `kind` ('leg':
     leg call_ids, 'root': call roots; int_calls_touched); true on a full build. A model using it
     declares `-- depends_on: {{ ref('int_calls_touched') }}` (dbt parses models as full builds). -#}

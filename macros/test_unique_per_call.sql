@@ -14,7 +14,7 @@
 {% test unique_per_call(model, column_name=none, columns=none, kind='root', call_id_column='call_id') %}
 {%- set columns = columns or [column_name] %}
 {%- set touched = ref('int_calls_touched') %}
-{%- set scoped = not flags.FULL_REFRESH and ringledger.per_call_materialization() == 'incremental' %}
+{%- set scoped = ringledger.incremental_build() %}
 select {{ columns | join(', ') }}, count(*) as copies
 from {{ model }}
 {%- if scoped %}

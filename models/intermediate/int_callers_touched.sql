@@ -10,8 +10,6 @@
 -- - every current leg of a call that any copy of an activity with a new copy names by
 --   pbx_call_id (a wrong_number / spam disposition makes a miss noise).
 -- Empty on a full refresh and where the per-call models are plain tables (Spark).
-{%- set used = not flags.FULL_REFRESH and ringledger.per_call_materialization() == 'incremental' %}
-{%- set new_load = 'load_seq > ' ~ ringledger.built_through_load_seq() if used else 'false' %}
 with touched as (
 
     select kind, call_id from {{ ref('int_calls_touched') }}
@@ -22,7 +20,7 @@ new_activities as (
 
     select distinct activity_id
     from {{ ref('stg_crm__activities') }}
-    where {{ new_load }}
+    where {{ ringledger.loaded_after_watermark() }}
 
 ),
 

@@ -5,13 +5,11 @@
 -- the callid of a queue_log event loaded after the watermark. A superset: keys are call ids
 -- without their source system. Empty on a full refresh and where the per-call models are
 -- plain tables (Spark): nothing reads it then.
-{%- set used = not flags.FULL_REFRESH and ringledger.per_call_materialization() == 'incremental' %}
-{%- set new_load = 'load_seq > ' ~ ringledger.built_through_load_seq() if used else 'false' %}
 with new_legs as (
 
     select distinct call_id
     from {{ ref('stg_telephony__legs') }}
-    where {{ new_load }}
+    where {{ ringledger.loaded_after_watermark() }}
 
 ),
 
@@ -19,7 +17,7 @@ new_queue_callids as (
 
     select distinct callid
     from {{ ref('stg_telephony__queue_events') }}
-    where {{ new_load }}
+    where {{ ringledger.loaded_after_watermark() }}
         and callid is not null
 
 ),

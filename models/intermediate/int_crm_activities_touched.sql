@@ -8,8 +8,6 @@
 --   int_calls_touched (every parent of a copy of such a leg, every recomputed call), or the id
 --   of a current leg of a recomputed call.
 -- Empty on a full refresh and where the per-call models are plain tables (Spark).
-{%- set used = not flags.FULL_REFRESH and ringledger.per_call_materialization() == 'incremental' %}
-{%- set new_load = 'load_seq > ' ~ ringledger.built_through_load_seq() if used else 'false' %}
 with touched as (
 
     select kind, call_id from {{ ref('int_calls_touched') }}
@@ -34,7 +32,7 @@ final as (
 
     select activity_id
     from {{ ref('stg_crm__activities') }}
-    where {{ new_load }}
+    where {{ ringledger.loaded_after_watermark() }}
         and activity_id is not null
 
     union
