@@ -253,3 +253,47 @@ def test_old_dbt_target_dirs_are_pruned_but_not_active_ones(tmp_path, monkeypatc
     assert writing.exists() and newest.exists() and recent.exists()
     assert other_op.exists()
     assert prune_target_dirs("ringledger_dbt_models", keep=2, now=now + 2 * hour) == [recent]
+
+
+# -- dbt invocations -----------------------------------------------------------------------------
+
+
+def test_the_dbt_version_comes_from_this_environment_without_a_child(monkeypatch):
+    """The version dagster-dbt asks a `dbt --version` child for is this environment's dbt-core,
+    read from its package metadata: the same version, no child started."""
+    import subprocess
+
+    from dagster_dbt.core import resource as dagster_dbt_resource
+
+    from orchestration.resources import dbt_resource
+
+    dbt = dbt_resource()
+    printed = subprocess.check_output([dbt.dbt_executable, "--version"], text=True)
+
+    def no_child(*args, **kwargs):
+        raise AssertionError(f"a child was started: {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_child)
+    assert f"installed: {dbt_resource()._cli_version}" in printed
+
+
+def test_a_dbt_invocation_loads_no_adapter_in_this_process(monkeypatch):
+    """dagster-dbt's in-process adapter handle (every macro of the project parsed, ~2.6 s a
+    build) is not built: ringledger never fetches row counts or column metadata through it."""
+    from dbt.parser.manifest import ManifestLoader
+
+    from orchestration.resources import dbt_resource
+
+    loads: list[object] = []
+    real = ManifestLoader.load_macros
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ManifestLoader, "load_macros", counted)
+    invocation = dbt_resource().cli(["--version"])
+    invocation.wait()
+    assert invocation.is_successful()
+    assert invocation.adapter is None
+    assert loads == []
