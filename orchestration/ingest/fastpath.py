@@ -47,7 +47,7 @@ import pandas as pd
 from orchestration.ingest.crm import ENTITIES, EntitySpec, value_fixer
 from orchestration.ingest.csvtext import normalize_header
 from orchestration.ingest.normalize import UTF8_BOM
-from orchestration.ingest.phonemap import build_phone_map, create_seen_keys
+from orchestration.ingest.phonemap import build_phone_map, load_seen_keys, save_seen_keys
 from orchestration.ingest.rows import FileRefused, ParsedFile, header_index, uncompress
 from orchestration.ingest.schema import (
     LEG_EXPORT_COLUMNS,
@@ -180,8 +180,8 @@ class ColumnarPlan:
         self._taken: dict[str, tuple[Chunk, Member]] = {}  # files handed to the ingest
         # rows to write at the next flush: chunk number -> (chunk, [(member, load id, seq)])
         self._deferred: dict[int, tuple[Chunk, list[tuple[Member, str, int]]]] = {}
-        # phone keys mapped by the chunks read so far (phonemap.create_seen_keys)
-        self.seen_keys = create_seen_keys(self.con, f"{PREFIX}seen_keys")
+        # phone keys mapped by earlier ingests and the chunks read so far (phonemap)
+        self.seen_keys = load_seen_keys(self.con, f"{PREFIX}seen_keys", run.phones)
         groups: dict[Layout, list[Member]] = {}
         for fidx, cand in enumerate(candidates):
             planned = self._plan(fidx, cand)
@@ -342,6 +342,11 @@ class ColumnarPlan:
             finally:
                 self.con.unregister(relation)
         self._deferred.clear()
+
+    def save_phone_keys(self) -> int:
+        """Store the phone keys this ingest mapped for the next ones (phonemap.save_seen_keys);
+        outside the files' transactions (call after the last commit)."""
+        return save_seen_keys(self.con, self.seen_keys, self.run.phones)
 
     def discard(self) -> None:
         """Forget the deferred rows (their transaction was rolled back)."""

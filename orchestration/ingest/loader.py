@@ -843,6 +843,8 @@ def ingest_landing(
                 run.process(cand)
         run.save_hashes(candidates)
         run.commit()
+        if run.columnar:
+            run.columnar.save_phone_keys()
     except BaseException:
         run.rollback()  # like a crash: the files of the open transaction load next time
         raise

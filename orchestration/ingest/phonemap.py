@@ -25,6 +25,7 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
+import phonenumbers
 
 from orchestration.ingest.normalize import PhoneNormalizer
 
@@ -33,6 +34,58 @@ log = logging.getLogger(__name__)
 PREFIX = "_ringledger_phone_"
 # Characters of a canonical-key value (normalize._FORMATTING plus one leading '+').
 KEYABLE = r"^\+?[0-9() .-]*$"
+
+
+# Keys mapped by earlier ingests of the warehouse, and what they were mapped with.
+STORED_KEYS = "raw.phone_keys"
+STORED_STAMP = "phone_keys_mapped_with"
+_STAMP_INPUT = "ringledger stored phone keys"
+
+
+def stored_keys_stamp(phones: PhoneNormalizer) -> str:
+    """What a stored key's E.164 and HMAC depend on besides the key and region: the
+    phonenumbers version (its metadata decides validity) and the hashing key (a fingerprint,
+    never the key)."""
+    return f"phonenumbers {phonenumbers.__version__}; key {phones.hmac_hex(_STAMP_INPUT)}"
+
+
+def load_seen_keys(con: duckdb.DuckDBPyConnection, name: str, phones: PhoneNormalizer) -> str:
+    """`create_seen_keys`, filled with the keys earlier ingests of this warehouse mapped
+    (`raw.phone_keys`) when they were mapped with this phonenumbers version and hashing key:
+    a day's files then send only their new callers' keys to phonenumbers, not every key."""
+    create_seen_keys(con, name)
+    stamp = con.execute(
+        "SELECT value FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP]
+    ).fetchall()
+    if stamp and stamp[0][0] == stored_keys_stamp(phones):
+        con.execute(f"INSERT INTO {name} SELECT canon, region, e164, e164_key FROM {STORED_KEYS}")
+    return name
+
+
+def save_seen_keys(con: duckdb.DuckDBPyConnection, name: str, phones: PhoneNormalizer) -> int:
+    """Add the keys of `name` missing from `raw.phone_keys` (all of them, replacing the stored
+    ones, when those were mapped with another version or hashing key), in one transaction.
+    Returns the keys added."""
+    stamp = stored_keys_stamp(phones)
+    con.begin()
+    try:
+        stored = con.execute(
+            "SELECT value FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP]
+        ).fetchall()
+        if not stored or stored[0][0] != stamp:
+            con.execute(f"DELETE FROM {STORED_KEYS}")
+            con.execute("DELETE FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP])
+            con.execute("INSERT INTO raw.ingest_meta VALUES (?, ?)", [STORED_STAMP, stamp])
+        (added,) = con.execute(
+            f"INSERT INTO {STORED_KEYS} SELECT DISTINCT s.canon, s.region, s.e164, s.e164_key "
+            f"FROM {name} AS s ANTI JOIN {STORED_KEYS} AS k "
+            "ON k.canon = s.canon AND k.region = s.region"
+        ).fetchone()
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return int(added)
 
 
 def create_seen_keys(con: duckdb.DuckDBPyConnection, name: str) -> str:

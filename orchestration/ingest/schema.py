@@ -144,6 +144,15 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("name", "VARCHAR"),
         ("value", "VARCHAR"),
     ],
+    # Not part of the dbt contract: every canonical phone key the columnar ingest mapped, with
+    # its E.164 (null: not a valid number) and that E.164's HMAC, for the next ingests
+    # (phonemap.load_seen_keys; cleared when phonenumbers or the hashing key changes).
+    "phone_keys": [
+        ("canon", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("e164", "VARCHAR"),
+        ("e164_key", "VARCHAR"),
+    ],
 }
 
 DATA_TABLES: tuple[str, ...] = (
