@@ -130,16 +130,23 @@ def test_a_warehouse_without_the_cache_table_still_ingests(con, landing, config)
 
 
 @pytest.fixture
-def rebuilds(monkeypatch) -> list[int]:
-    """One entry per rebuild of the contact identities."""
-    calls: list[int] = []
+def rebuilds(monkeypatch) -> list[str]:
+    """One entry per recomputation of the contact identities: 'full' or 'update' (only the
+    identities the added contacts can touch)."""
+    calls: list[str] = []
     real_rebuild = identity.rebuild_contact_identities
+    real_update = identity.update_contact_identities
 
     def rebuild(con) -> int:
-        calls.append(1)
+        calls.append("full")
         return real_rebuild(con)
 
+    def update(con, through) -> int:
+        calls.append("update")
+        return real_update(con, through)
+
     monkeypatch.setattr(identity, "rebuild_contact_identities", rebuild)
+    monkeypatch.setattr(identity, "update_contact_identities", update)
     return calls
 
 
@@ -157,24 +164,56 @@ def test_identities_are_rebuilt_only_when_the_contacts_change(con, landing, conf
         ),
     )
     ingest(con, landing, config)
-    assert len(rebuilds) == 1
+    assert rebuilds == ["full"]
     put(landing, "telephony/calls.csv", legs_csv("c1"))  # telephony only
     ingest(con, landing, config)
-    assert len(rebuilds) == 1
+    assert rebuilds == ["full"]
     ingest(con, landing, config)  # nothing new
-    assert len(rebuilds) == 1
+    assert rebuilds == ["full"]
     put(landing, "crm/contacts_2.csv", contacts_csv("k3,(310) 555-0100,,,2024-01-01,,lead,"))
     ingest(con, landing, config)
-    assert len(rebuilds) == 2
+    assert rebuilds == ["full", "update"]  # contacts added only
     kept = identities(con)
     assert ("k1", "k3", 3) in kept
     identity.rebuild_contact_identities(con)  # forced
     assert identities(con) == kept
-    # a retraction (header-only correction) changes the contacts too
+    # a retraction (header-only correction) deletes contacts: a full rebuild
     put(landing, "crm/contacts_2.csv", contacts_csv())
     ingest(con, landing, config)
-    assert len(rebuilds) == 4  # the forced one above, then this run's
+    assert rebuilds == ["full", "update", "full", "full"]  # the forced one, then this run's
     assert ("k1", "k1", 2) in identities(con)
+
+
+def test_identities_updated_for_added_contacts_equal_a_full_rebuild(con, landing, config, rebuilds):
+    """Batches of new and re-delivered contacts over a few shared numbers (merges, splits when
+    a number changes or goes, survivors moving with created_at): after each ingest the
+    identities, updated for the added contacts only, equal a merge of all current contacts."""
+    import random
+
+    from orchestration.ingest.identity import _CURRENT_CONTACTS, merge_identities
+
+    rng = random.Random(7)
+    numbers = [""] * 12 + [f"(212) 555-01{n:02d}" for n in range(24)]
+    split = False  # a contact's identity got smaller at some batch
+    before: dict[str, int] = {}
+    for batch in range(12):
+        rows = []
+        for contact in rng.sample(range(40), 10):
+            created = f"2024-0{rng.randint(1, 9)}-0{rng.randint(1, 9)}"
+            rows.append(
+                f"k{contact},{rng.choice(numbers)},{rng.choice(numbers)},,{created},,lead,"
+            )
+        put(landing, f"crm/contacts_{batch:02d}.csv", contacts_csv(*rows))
+        ingest(con, landing, config)
+        current = con.execute(_CURRENT_CONTACTS).fetchall()
+        assert identities(con) == sorted(merge_identities(current)), batch
+        sizes = {contact_id: size for contact_id, _, size in identities(con)}
+        split = split or any(sizes[k] < before[k] for k in before)
+        before = sizes
+    assert split
+    assert rebuilds == ["full"] + ["update"] * 11
+    sizes = [size for _, _, size in identities(con)]
+    assert max(sizes) > 2 and 1 in sizes  # the numbers did merge some contacts, not all
 
 
 def test_identities_lost_to_a_crash_are_rebuilt_on_the_next_run(con, landing, config, monkeypatch):

@@ -1,7 +1,9 @@
 """Caller identity: CRM contacts sharing a normalized number, merged transitively.
 
-Rebuilt from the current contacts (the newest copy of each contact_id: highest `_load_seq`,
-then latest line) after every ingest that changed them (`refresh_contact_identities`).
+Built from the current contacts (the newest copy of each contact_id: highest `_load_seq`,
+then latest line) after every ingest that changed them (`refresh_contact_identities`): in
+full, or, when contacts were only added since the last build, for the identities those
+contacts can touch (`update_contact_identities`).
 Survivor of a group = earliest `created_at_utc` (unknown creation time sorts last), ties by
 contact_id; contacts without a valid number are an identity of their own.
 """
@@ -84,23 +86,112 @@ def _state(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute(_STATE, [_RULES]).fetchone()[0]
 
 
+def _appended_since(con: duckdb.DuckDBPyConnection, stored: str) -> int | None:
+    """The `_load_seq` the identities were built through when the contacts have only gained
+    rows since (and the identities table is as it was left); None when anything else changed
+    (rows deleted by a superseding file, other merge rules, the identities touched)."""
+    parts = stored.split(":")
+    if len(parts) != 4 or parts[0] != _RULES:
+        return None
+    try:
+        count, through, identities = (int(part) for part in parts[1:])
+    except ValueError:
+        return None
+    (now_count, appended, now_identities) = con.execute(
+        "SELECT (SELECT count(*) FROM raw.crm_contacts), "
+        "(SELECT count(*) FROM raw.crm_contacts WHERE _load_seq > ?), "
+        "(SELECT count(*) FROM raw.crm_contact_identities)",
+        [through],
+    ).fetchone()
+    if now_identities != identities or now_count != count + appended:
+        return None
+    return through
+
+
 def refresh_contact_identities(con: duckdb.DuckDBPyConnection) -> bool:
-    """Rebuild raw.crm_contact_identities unless it was built from the contacts as they are
-    (the contacts did not change since; see _STATE). True when rebuilt."""
+    """Bring raw.crm_contact_identities up to the contacts unless it was built from them as
+    they are (see _STATE): for the identities the added contacts can touch when contacts were
+    only added since, else in full. True when anything was recomputed."""
     stored = con.execute(
         "SELECT value FROM raw.ingest_meta WHERE name = ?", [_STATE_NAME]
     ).fetchall()
     if stored and stored[0][0] == _state(con):
         return False
-    rebuild_contact_identities(con)
+    through = _appended_since(con, stored[0][0]) if stored else None
+    if through is None:
+        rebuild_contact_identities(con)
+    else:
+        update_contact_identities(con, through)
     return True
+
+
+# The contacts whose identity the contacts loaded after a `_load_seq` can change: those
+# contacts, every contact of their stored identities (a changed or dropped number can split
+# one), and every contact of the stored identities of any contact with a row carrying one of
+# their numbers now (a new number can join them). Closed: an unchanged contact outside shares
+# no current number with one inside, or it would have been in the same stored identity, or
+# have a row with a changed contact's new number.
+_TOUCHED_CONTACTS = f"""
+    WITH changed AS (
+        SELECT DISTINCT contact_id FROM raw.crm_contacts WHERE _load_seq > $through
+    ),
+    changed_now AS (
+        SELECT * FROM ({_CURRENT_CONTACTS}) WHERE contact_id IN (SELECT contact_id FROM changed)
+    ),
+    numbers AS (
+        SELECT phone_e164 AS number FROM changed_now WHERE phone_e164 IS NOT NULL
+        UNION
+        SELECT mobile_phone_e164 FROM changed_now WHERE mobile_phone_e164 IS NOT NULL
+    ),
+    sharing AS (
+        SELECT contact_id FROM raw.crm_contacts
+        WHERE phone_e164 IN (SELECT number FROM numbers)
+            OR mobile_phone_e164 IN (SELECT number FROM numbers)
+    ),
+    identities AS (
+        SELECT identity_id FROM raw.crm_contact_identities
+        WHERE contact_id IN (SELECT contact_id FROM changed)
+            OR contact_id IN (SELECT contact_id FROM sharing)
+    )
+    SELECT contact_id FROM changed
+    UNION
+    SELECT contact_id FROM raw.crm_contact_identities
+    WHERE identity_id IN (SELECT identity_id FROM identities)
+"""
+
+
+def update_contact_identities(con: duckdb.DuckDBPyConnection, through: int) -> int:
+    """Recompute the identities of the contacts the rows loaded after `through` can touch
+    (_TOUCHED_CONTACTS) and record what they were built from (one transaction). Returns the
+    contacts recomputed. Equal to `rebuild_contact_identities` (tests/test_fixed_costs.py)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _ringledger_touched_contacts AS {_TOUCHED_CONTACTS}",
+        {"through": through},
+    )
+    try:
+        contacts = con.execute(
+            f"SELECT * FROM ({_CURRENT_CONTACTS}) "
+            "WHERE contact_id IN (SELECT contact_id FROM _ringledger_touched_contacts)"
+        ).fetchall()
+        _store(con, merge_identities(contacts), "_ringledger_touched_contacts")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ringledger_touched_contacts")
+    return len(contacts)
 
 
 def rebuild_contact_identities(con: duckdb.DuckDBPyConnection) -> int:
     """Replace raw.crm_contact_identities and record what it was built from (one
     transaction). Returns its row count."""
-    contacts = con.execute(_CURRENT_CONTACTS).fetchall()
-    merged = merge_identities(contacts)
+    merged = merge_identities(con.execute(_CURRENT_CONTACTS).fetchall())
+    _store(con, merged, None)
+    return len(merged)
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection, merged: list[tuple[str, str, int]], replaced: str | None
+) -> None:
+    """Write `merged` in place of the identities of the contacts listed in table `replaced`
+    (all of them when None), and the state they were built from, in one transaction."""
     frame = pd.DataFrame(
         {
             "contact_id": pd.Series([m[0] for m in merged], dtype=object),
@@ -110,7 +201,13 @@ def rebuild_contact_identities(con: duckdb.DuckDBPyConnection) -> int:
     )
     con.begin()
     try:
-        con.execute("DELETE FROM raw.crm_contact_identities")
+        if replaced is None:
+            con.execute("DELETE FROM raw.crm_contact_identities")
+        else:
+            con.execute(
+                "DELETE FROM raw.crm_contact_identities "
+                f"WHERE contact_id IN (SELECT contact_id FROM {replaced})"
+            )
         if merged:
             con.register("_ringledger_identities", frame)
             try:
@@ -126,4 +223,3 @@ def rebuild_contact_identities(con: duckdb.DuckDBPyConnection) -> int:
     except BaseException:
         con.rollback()
         raise
-    return len(merged)
