@@ -2,11 +2,13 @@
   Incremental per-call models (docs/benchmarks.md, "Incremental daily loads";
   orchestration/incremental.py decides when a build must be a full refresh instead).
 
-  An incremental build of int_legs_deduplicated, int_calls and int_calls_classified (fct_calls
-  is a view over the last) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
-  name 'built') and keeps the other calls' rows. "Touched" is a superset, never a subset:
-  - a leg key (call_id) with a new copy: every copy of it is ranked again, and the calls of
-    every copy (a corrected copy may move the leg to another parent: both calls change);
+  An incremental build of int_calls and int_calls_classified (fct_calls is a view over the
+  last) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
+  name 'built') and keeps the other calls' rows; int_legs_deduplicated (a per-record model,
+  below) replaces the legs with a new copy by their newest copy. "Touched" is a superset,
+  never a subset:
+  - a leg key (call_id) with a new copy: the calls of every copy of it (a corrected copy may
+    move the leg to another parent: both calls change);
   - an Asterisk queue_log event loaded after the watermark: the calls whose leg uniqueid or
     root id is its callid (int_asterisk_queue_calls' match).
   Keys are matched on call_id alone (without source_system): a call_id of another export
@@ -93,36 +95,35 @@
 
 {#-
   Per-record models: the CRM exports' `int_crm_*_deduplicated` (one row per record id, the
-  newest copy). Incremental on DuckDB like the per-call models: a build after new loads
-  deletes the rows of every id with a copy loaded after the watermark and appends the newest
-  copy of each such id, ranked again among all of its copies; every other id keeps its row.
+  newest copy) and int_legs_deduplicated (one row per source_system and call_id). Incremental
+  on DuckDB like the per-call models: a build after new loads deletes the rows of every key
+  with a copy loaded after the watermark and appends the newest copy of each such key, which
+  is one of the copies loaded after the watermark (latest_copies, new_keys_only); every other
+  key keeps its row.
   A file superseding or retracting an earlier one deletes raw rows, which no new row names:
   that build is a full refresh (orchestration/incremental.py), as for the legs.
 -#}
 
-{#- `where` condition keeping the rows whose `column` has a copy in `model` (a staging model
-    with load_seq) loaded after the watermark; true on a full build. -#}
-{% macro in_new_copies(column, model) -%}
+{#- Pre-hook: delete the rows whose key (`columns`: a column name or a list of them) has a
+    copy in `model` (a staging model with load_seq) loaded after the watermark; nothing on a
+    full build. The model appends those keys' newest copies (latest_copies, new_keys_only). -#}
+{% macro delete_new_copies(columns, model) -%}
     {%- if is_incremental() -%}
-        {{ column }} in (
-            select {{ column }} from {{ ref(model) }}
-            where load_seq > {{ ringledger.built_through_load_seq() }}
+        {%- set columns = [columns] if columns is string else columns %}
+        delete from {{ this }} as target where exists (
+            select 1 from {{ ref(model) }} as new
+            where new.load_seq > {{ ringledger.built_through_load_seq() }}
+            {%- for column in columns %}
+                and new.{{ column }} is not distinct from target.{{ column }}
+            {%- endfor %}
         )
-    {%- else -%}
-        true
     {%- endif -%}
 {%- endmacro %}
 
-{# Pre-hook: delete the rows of the ids with a new copy (nothing on a full build). #}
-{% macro delete_new_copies(column, model) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ ringledger.in_new_copies(column, model) }}
-    {%- endif -%}
-{%- endmacro %}
-
-{#- The config of a per-record model keyed by `column`, deduplicating staging model `model`. -#}
-{% macro per_record_config(column, model) -%}
-    {{ ringledger.replaced_rows_config("{{ ringledger.delete_new_copies('" ~ column ~ "', '" ~ model ~ "') }}") }}
+{#- The config of a per-record model keyed by `columns` (a name or a list), deduplicating
+    staging model `model`. -#}
+{% macro per_record_config(columns, model) -%}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_new_copies(" ~ (columns | tojson) ~ ", '" ~ model ~ "') }}") }}
 {%- endmacro %}
 
 {#-

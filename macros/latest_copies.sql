@@ -12,15 +12,27 @@
   sorts all of its columns. The relation is read in each
   branch, not through one shared CTE: DuckDB materializes a CTE read twice, which costs more
   than reading a table or a staging view again. Portable SQL (DuckDB and Spark).
+
+  With new_keys_only, on an incremental build (macros/incremental.sql, per-record and per-leg
+  models): only the keys with a copy loaded after the watermark, whose rows the model's
+  pre-hook deleted (`delete_new_copies`). The newest copy of such a key is one of those
+  loaded after the watermark (load_seq only grows: a superseding file makes the build a full
+  refresh), so the winner is ranked among the new rows alone, which DuckDB reads from the
+  table's last row groups (zone maps on _load_seq); only the copies count reads every row, and
+  only its key columns. At a year's day: int_legs_deduplicated 3.5 -> 1.1 s (three scans of
+  every column of the 9.35 M raw rows before).
 -#}
-{% macro latest_copies(name, relation, key_columns, where=none, count_copies=false) -%}
-{%- set filtered -%}
-    (select * from {{ relation }}{% if where %} where {{ where }}{% endif %})
-{%- endset -%}
+{% macro latest_copies(name, relation, key_columns, where=none, count_copies=false, new_keys_only=false) -%}
 {%- set key_match -%}
     {%- for column in key_columns %}
         {% if not loop.first %}and {% endif %}copies.{{ column }} is not distinct from source.{{ column }}
     {%- endfor %}
+{%- endset -%}
+{%- if new_keys_only and is_incremental() -%}
+{{ latest_new_copies(name, relation, key_columns, where, count_copies, key_match) }}
+{%- else -%}
+{%- set filtered -%}
+    (select * from {{ relation }}{% if where %} where {{ where }}{% endif %})
 {%- endset -%}
 {{ name }}_copies as (
 
@@ -72,6 +84,58 @@
 
     select * from {{ name }}_single
     union all
+    select * from {{ name }}_ranked where copy_rank = 1
+
+)
+{%- endif -%}
+{%- endmacro %}
+
+{#- latest_copies' incremental branch (new_keys_only): the keys with a copy loaded after the
+    watermark, each with its newest copy and, with count_copies, its copies counted over
+    every row of `relation` (key columns only). -#}
+{% macro latest_new_copies(name, relation, key_columns, where, count_copies, key_match) -%}
+{%- set new_rows -%}
+    (select * from {{ relation }} where {{ ringledger.loaded_after_watermark() }}{% if where %} and {{ where }}{% endif %})
+{%- endset -%}
+{%- if count_copies %}
+{{ name }}_copies as (
+
+    select
+        {%- for column in key_columns %}
+        source.{{ column }},
+        {%- endfor %}
+        count(*) as copies_delivered
+    from (select {{ key_columns | join(', ') }} from {{ relation }}{% if where %} where {{ where }}{% endif %}) as source
+    where exists (
+        select 1 from {{ new_rows }} as copies
+        where {{ key_match }}
+    )
+    group by {% for column in key_columns %}source.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
+
+),
+{%- endif %}
+
+{{ name }}_ranked as (
+
+    select
+        source.*,
+        row_number() over (
+            partition by {% for column in key_columns %}source.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
+            order by source.load_seq desc nulls last, source.source_line desc nulls last
+        ) as copy_rank
+        {%- if count_copies %},
+        copies.copies_delivered
+        {%- endif %}
+    from {{ new_rows }} as source
+    {%- if count_copies %}
+    inner join {{ name }}_copies as copies
+        on {{ key_match }}
+    {%- endif %}
+
+),
+
+{{ name }} as (
+
     select * from {{ name }}_ranked where copy_rank = 1
 
 )

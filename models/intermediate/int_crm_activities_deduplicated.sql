@@ -2,14 +2,14 @@
 -- later line of that file). Rows without a activity_id are left out. The ranking is
 -- macros/latest_copies.sql (shared by every deduplicated export).
 -- Incremental on DuckDB (macros/incremental.sql, per-record models): a build after new loads
--- ranks again every copy of the ids with a new copy and keeps the other rows.
+-- takes the newest copy of the ids with a new copy and keeps the other rows.
 {{ ringledger.per_record_config('activity_id', 'stg_crm__activities') }}
 with {{ latest_copies(
     'latest_activities',
     ref('stg_crm__activities'),
     ['activity_id'],
-    where="activity_id is not null and trim(activity_id) <> '' and "
-        ~ ringledger.in_new_copies('activity_id', 'stg_crm__activities')
+    where="activity_id is not null and trim(activity_id) <> ''",
+    new_keys_only=true
 ) }},
 
 final as (

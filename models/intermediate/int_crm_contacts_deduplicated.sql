@@ -2,14 +2,14 @@
 -- later line of that file). Rows without a contact_id are left out. The ranking is
 -- macros/latest_copies.sql (shared by every deduplicated export).
 -- Incremental on DuckDB (macros/incremental.sql, per-record models): a build after new loads
--- ranks again every copy of the ids with a new copy and keeps the other rows.
+-- takes the newest copy of the ids with a new copy and keeps the other rows.
 {{ ringledger.per_record_config('contact_id', 'stg_crm__contacts') }}
 with {{ latest_copies(
     'latest_contacts',
     ref('stg_crm__contacts'),
     ['contact_id'],
-    where="contact_id is not null and trim(contact_id) <> '' and "
-        ~ ringledger.in_new_copies('contact_id', 'stg_crm__contacts')
+    where="contact_id is not null and trim(contact_id) <> ''",
+    new_keys_only=true
 ) }},
 
 final as (
