@@ -65,18 +65,7 @@
 
 {{ name }}_ranked as (
 
-    select
-        source.*,
-        row_number() over (
-            partition by {% for column in key_columns %}source.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
-            order by source.load_seq desc nulls last, source.source_line desc nulls last
-        ) as copy_rank
-        {%- if count_copies %},
-        copies.copies_delivered
-        {%- endif %}
-    from {{ filtered }} as source
-    inner join {{ name }}_copies as copies
-        on {{ key_match }}
+    {{ ranked_copies(name, filtered, key_columns, key_match, count_copies, true) }}
 
 ),
 
@@ -117,6 +106,21 @@
 
 {{ name }}_ranked as (
 
+    {{ ranked_copies(name, new_rows, key_columns, key_match, count_copies, count_copies) }}
+
+),
+
+{{ name }} as (
+
+    select * from {{ name }}_ranked where copy_rank = 1
+
+)
+{%- endmacro %}
+
+
+{#- The rows of `source` ranked newest first within their key (copy_rank), with their key's
+    copies_delivered from `<name>_copies` when count_copies (joined when join_copies). -#}
+{% macro ranked_copies(name, source, key_columns, key_match, count_copies, join_copies) -%}
     select
         source.*,
         row_number() over (
@@ -126,17 +130,9 @@
         {%- if count_copies %},
         copies.copies_delivered
         {%- endif %}
-    from {{ new_rows }} as source
-    {%- if count_copies %}
+    from {{ source }} as source
+    {%- if join_copies %}
     inner join {{ name }}_copies as copies
         on {{ key_match }}
     {%- endif %}
-
-),
-
-{{ name }} as (
-
-    select * from {{ name }}_ranked where copy_rank = 1
-
-)
 {%- endmacro %}
