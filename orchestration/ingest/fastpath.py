@@ -181,7 +181,7 @@ class ColumnarPlan:
         # rows to write at the next flush: chunk number -> (chunk, [(member, load id, seq)])
         self._deferred: dict[int, tuple[Chunk, list[tuple[Member, str, int]]]] = {}
         # phone keys mapped by earlier ingests and the chunks read so far (phonemap)
-        self.seen_keys = load_seen_keys(self.con, f"{PREFIX}seen_keys", run.phones)
+        self.seen_keys = load_seen_keys(self.con, f"{PREFIX}seen_keys")
         groups: dict[Layout, list[Member]] = {}
         for fidx, cand in enumerate(candidates):
             planned = self._plan(fidx, cand)
@@ -346,7 +346,7 @@ class ColumnarPlan:
     def save_phone_keys(self) -> int:
         """Store the phone keys this ingest mapped for the next ones (phonemap.save_seen_keys);
         outside the files' transactions (call after the last commit)."""
-        return save_seen_keys(self.con, self.seen_keys, self.run.phones)
+        return save_seen_keys(self.con, self.seen_keys)
 
     def discard(self) -> None:
         """Forget the deferred rows (their transaction was rolled back)."""

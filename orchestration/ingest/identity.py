@@ -16,6 +16,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.ingest.schema import read_meta, write_meta
+
 _CURRENT_CONTACTS = """
     SELECT contact_id, created_at_utc, phone_e164, mobile_phone_e164
     FROM raw.crm_contacts
@@ -112,12 +114,10 @@ def refresh_contact_identities(con: duckdb.DuckDBPyConnection) -> bool:
     """Bring raw.crm_contact_identities up to the contacts unless it was built from them as
     they are (see _STATE): for the identities the added contacts can touch when contacts were
     only added since, else in full. True when anything was recomputed."""
-    stored = con.execute(
-        "SELECT value FROM raw.ingest_meta WHERE name = ?", [_STATE_NAME]
-    ).fetchall()
-    if stored and stored[0][0] == _state(con):
+    stored = read_meta(con, _STATE_NAME)
+    if stored == _state(con):
         return False
-    through = _appended_since(con, stored[0][0]) if stored else None
+    through = _appended_since(con, stored) if stored is not None else None
     if through is None:
         rebuild_contact_identities(con)
     else:
@@ -217,8 +217,7 @@ def _store(
                 )
             finally:
                 con.unregister("_ringledger_identities")
-        con.execute("DELETE FROM raw.ingest_meta WHERE name = ?", [_STATE_NAME])
-        con.execute("INSERT INTO raw.ingest_meta VALUES (?, ?)", [_STATE_NAME, _state(con)])
+        write_meta(con, _STATE_NAME, _state(con))
         con.commit()
     except BaseException:
         con.rollback()

@@ -39,7 +39,10 @@ from orchestration.ingest.schema import (
     SIDE_TABLES,
     TABLES,
     create_raw_tables,
+    read_meta,
+    write_meta,
 )
+from orchestration.ingest.phonemap import STORED_KEYS
 from orchestration.ingest.telephony import (
     TELEPHONY_SUFFIXES,
     TELEPHONY_TABLE,
@@ -58,6 +61,7 @@ TELEPHONY_ENTITY = "telephony"
 DUPLICATE_PREFIX = "duplicate of "
 COMMIT_ROWS = 500_000  # rows written per transaction at most (see _Ingest._transaction)
 _FINGERPRINT_INPUT = "ringledger:hash-key-fingerprint"
+_FINGERPRINT_NAME = "hash_key_fingerprint"  # in raw.ingest_meta
 HASH_CACHE_TABLE = "file_hash_cache"  # in schema raw, outside the dbt contract (_HashCache)
 # A stored hash is reused only for a file last modified at least this long before it was
 # hashed (git's "racy" rule): a write within the file system's timestamp granularity of
@@ -741,10 +745,8 @@ class _Ingest:
     def rekey_if_needed(self) -> bool:
         """Recompute every stored `*_key` when the hashing key changed since the last ingest."""
         fingerprint = self.phones.hmac_hex(_FINGERPRINT_INPUT)
-        row = _one(
-            self.con, "SELECT value FROM raw.ingest_meta WHERE name = 'hash_key_fingerprint'"
-        )
-        if row is not None and row[0] == fingerprint:
+        stored = read_meta(self.con, _FINGERPRINT_NAME)
+        if stored == fingerprint:
             return False
 
         def body() -> None:
@@ -779,13 +781,12 @@ class _Ingest:
                         )
                     finally:
                         self.con.unregister("_ringledger_rekey")
-            self.con.execute("DELETE FROM raw.ingest_meta WHERE name = 'hash_key_fingerprint'")
-            self.con.execute(
-                "INSERT INTO raw.ingest_meta VALUES ('hash_key_fingerprint', ?)", [fingerprint]
-            )
+            # the phone keys stored for later ingests carry HMACs under the old key
+            self.con.execute(f"DELETE FROM {STORED_KEYS}")
+            write_meta(self.con, _FINGERPRINT_NAME, fingerprint)
 
         self._transaction(body)
-        return row is not None
+        return stored is not None
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:

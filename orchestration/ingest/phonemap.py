@@ -28,6 +28,7 @@ import pandas as pd
 import phonenumbers
 
 from orchestration.ingest.normalize import PhoneNormalizer
+from orchestration.ingest.schema import read_meta, write_meta
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +40,35 @@ KEYABLE = r"^\+?[0-9() .-]*$"
 # Keys mapped by earlier ingests of the warehouse, and what they were mapped with.
 STORED_KEYS = "raw.phone_keys"
 STORED_STAMP = "phone_keys_mapped_with"
-_STAMP_INPUT = "ringledger stored phone keys"
 
 
-def stored_keys_stamp(phones: PhoneNormalizer) -> str:
-    """What a stored key's E.164 and HMAC depend on besides the key and region: the
-    phonenumbers version (its metadata decides validity) and the hashing key (a fingerprint,
-    never the key)."""
-    return f"phonenumbers {phonenumbers.__version__}; key {phones.hmac_hex(_STAMP_INPUT)}"
+def stored_keys_stamp() -> str:
+    """What a stored key's E.164 depends on besides the key and region: the phonenumbers
+    version (its metadata decides validity). Its HMAC depends on the hashing key: a new key
+    empties raw.phone_keys with the other stored keys (loader.rekey_if_needed)."""
+    return f"phonenumbers {phonenumbers.__version__}"
 
 
-def load_seen_keys(con: duckdb.DuckDBPyConnection, name: str, phones: PhoneNormalizer) -> str:
+def load_seen_keys(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """`create_seen_keys`, filled with the keys earlier ingests of this warehouse mapped
-    (`raw.phone_keys`) when they were mapped with this phonenumbers version and hashing key:
-    a day's files then send only their new callers' keys to phonenumbers, not every key."""
+    (`raw.phone_keys`) when they were mapped with this phonenumbers version: a day's files
+    then send only their new callers' keys to phonenumbers, not every key."""
     create_seen_keys(con, name)
-    stamp = con.execute(
-        "SELECT value FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP]
-    ).fetchall()
-    if stamp and stamp[0][0] == stored_keys_stamp(phones):
+    if read_meta(con, STORED_STAMP) == stored_keys_stamp():
         con.execute(f"INSERT INTO {name} SELECT canon, region, e164, e164_key FROM {STORED_KEYS}")
     return name
 
 
-def save_seen_keys(con: duckdb.DuckDBPyConnection, name: str, phones: PhoneNormalizer) -> int:
+def save_seen_keys(con: duckdb.DuckDBPyConnection, name: str) -> int:
     """Add the keys of `name` missing from `raw.phone_keys` (all of them, replacing the stored
-    ones, when those were mapped with another version or hashing key), in one transaction.
+    ones, when those were mapped with another phonenumbers version), in one transaction.
     Returns the keys added."""
-    stamp = stored_keys_stamp(phones)
+    stamp = stored_keys_stamp()
     con.begin()
     try:
-        stored = con.execute(
-            "SELECT value FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP]
-        ).fetchall()
-        if not stored or stored[0][0] != stamp:
+        if read_meta(con, STORED_STAMP) != stamp:
             con.execute(f"DELETE FROM {STORED_KEYS}")
-            con.execute("DELETE FROM raw.ingest_meta WHERE name = ?", [STORED_STAMP])
-            con.execute("INSERT INTO raw.ingest_meta VALUES (?, ?)", [STORED_STAMP, stamp])
+            write_meta(con, STORED_STAMP, stamp)
         (added,) = con.execute(
             f"INSERT INTO {STORED_KEYS} SELECT DISTINCT s.canon, s.region, s.e164, s.e164_key "
             f"FROM {name} AS s ANTI JOIN {STORED_KEYS} AS k "

@@ -146,7 +146,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
     # Not part of the dbt contract: every canonical phone key the columnar ingest mapped, with
     # its E.164 (null: not a valid number) and that E.164's HMAC, for the next ingests
-    # (phonemap.load_seen_keys; cleared when phonenumbers or the hashing key changes).
+    # (phonemap.load_seen_keys; not used after a phonenumbers upgrade, emptied when the hashing
+    # key changes: loader.rekey_if_needed).
     "phone_keys": [
         ("canon", "VARCHAR"),
         ("region", "VARCHAR"),
@@ -173,6 +174,18 @@ PHONE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 def column_names(table: str) -> list[str]:
     return [name for name, _ in TABLES[table]]
+
+
+def read_meta(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The value stored under `name` in raw.ingest_meta, None when there is none."""
+    rows = con.execute("SELECT value FROM raw.ingest_meta WHERE name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def write_meta(con: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
+    """Store `value` under `name` in raw.ingest_meta (in the caller's transaction, if any)."""
+    con.execute("DELETE FROM raw.ingest_meta WHERE name = ?", [name])
+    con.execute("INSERT INTO raw.ingest_meta VALUES (?, ?)", [name, value])
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
