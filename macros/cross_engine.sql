@@ -155,3 +155,29 @@
 {% macro spark__incremental_strategy(kind) -%}
     {{ return('append' if kind == 'append' else 'insert_overwrite') }}
 {%- endmacro %}
+
+{# ---- the rows of a table matching a condition, read once ------------------------------ #}
+{#- A `select *` of the rows of table `relation` where `condition` (on its unqualified
+    columns) holds. DuckDB: the condition is evaluated on a scan of its own columns only and
+    the matching rows are then fetched by rowid, so that a few thousand rows of a wide table
+    of millions cost a narrow scan, not a decompression of every column (docs/benchmarks.md,
+    ninth session). -#}
+{% macro rows_matching(relation, condition) -%}
+    {{ return(adapter.dispatch('rows_matching', 'ringledger')(relation, condition)) }}
+{%- endmacro %}
+{% macro default__rows_matching(relation, condition) -%}{{ ringledger._unsupported('rows_matching') }}{%- endmacro %}
+{% macro duckdb__rows_matching(relation, condition) -%}
+    select * from {{ relation }} where rowid in (select rowid from {{ relation }} where {{ condition }})
+{%- endmacro %}
+{% macro spark__rows_matching(relation, condition) -%}
+    select * from {{ relation }} where {{ condition }}
+{%- endmacro %}
+
+{# ---- a CTE computed once for all of its readers -------------------------------------- #}
+{% macro materialized_cte() -%}
+    {{ return(adapter.dispatch('materialized_cte', 'ringledger')()) }}
+{%- endmacro %}
+{% macro default__materialized_cte() -%}{{ ringledger._unsupported('materialized_cte') }}{%- endmacro %}
+{% macro duckdb__materialized_cte() -%}materialized{%- endmacro %}
+{#- Spark has no such keyword: it plans each reader of a CTE on its own. -#}
+{% macro spark__materialized_cte() -%}{%- endmacro %}

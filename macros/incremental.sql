@@ -183,3 +183,26 @@
 {% macro touched_records_config(column, touched) -%}
     {{ ringledger.replaced_rows_config("{{ ringledger.delete_touched_records('" ~ column ~ "', '" ~ touched ~ "') }}") }}
 {%- endmacro %}
+
+{#-
+  The touched rows of a large input, read once. An incremental model reading a few thousand
+  touched rows of a table of millions (several times: int_calls reads its legs three times)
+  declares `touched_rows_cte(name, relation, condition)` first in its `with` and reads
+  `touched_rows(name, relation)` wherever it read `relation`: on an incremental build that
+  is CTE `name`, the rows where `condition` holds (rows_matching: on DuckDB a narrow scan,
+  then the rows fetched by rowid) materialized once; on a full build the CTE is not rendered
+  and the model reads `relation` itself (materializing every row would only cost memory).
+-#}
+{% macro touched_rows_cte(name, relation, condition) -%}
+    {%- if is_incremental() %}
+{{ name }} as {{ ringledger.materialized_cte() }} (
+
+    {{ ringledger.rows_matching(relation, condition) }}
+
+),
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro touched_rows(name, relation) -%}
+    {%- if is_incremental() -%}{{ name }}{%- else -%}{{ relation }}{%- endif -%}
+{%- endmacro %}

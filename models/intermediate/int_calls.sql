@@ -10,10 +10,13 @@
 -- (a join DuckDB builds on the wide side costs more than the whole query). The legs are read
 -- in each CTE rather than through one shared CTE, which DuckDB would materialize.
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads recomputes the calls
--- touched by them (their legs are all read again) and keeps the others.
+-- touched by them (their legs are all read again, once: touched_rows) and keeps the others.
 -- depends_on: {{ ref('int_calls_touched') }}
 {{ ringledger.per_call_config('root') }}
-with leg_totals as (
+with {{ ringledger.touched_rows_cte('touched_legs', ref('int_legs_deduplicated'),
+    ringledger.in_changed('coalesce(parent_call_id, call_id)', 'root')) }}
+
+leg_totals as (
 
     select
         source_system,
@@ -30,8 +33,7 @@ with leg_totals as (
         max(case when disposition_normalized in ('wrong_number', 'spam') then 1 else 0 end) = 1
             as has_wrong_number_disposition,
         sum(case when status = 'answered' then talk_seconds end) as talk_seconds
-    from {{ ref('int_legs_deduplicated') }}
-    where {{ ringledger.in_changed('coalesce(parent_call_id, call_id)', 'root') }}
+    from {{ ringledger.touched_rows('touched_legs', ref('int_legs_deduplicated')) }}
     group by source_system, coalesce(parent_call_id, call_id)
 
 ),
@@ -70,7 +72,7 @@ orphan_leg_ranks as (
             partition by legs.source_system, leg_facts.call_id_root
             order by legs.started_at_utc asc nulls last, legs.call_id asc nulls last
         ) as leg_rank
-    from {{ ref('int_legs_deduplicated') }} as legs
+    from {{ ringledger.touched_rows('touched_legs', ref('int_legs_deduplicated')) }} as legs
     inner join leg_facts
         on legs.source_system = leg_facts.source_system
         and coalesce(legs.parent_call_id, legs.call_id) = leg_facts.call_id_root
@@ -117,12 +119,10 @@ representative as (
         call_facts.is_queue_abandoned,
         call_facts.queue_wait_seconds,
         call_facts.abandon_position
-    from {{ ref('int_legs_deduplicated') }} as legs
+    from {{ ringledger.touched_rows('touched_legs', ref('int_legs_deduplicated')) }} as legs
     inner join call_facts
         on legs.source_system = call_facts.source_system
         and legs.call_id = call_facts.representative_call_id
-    -- a representative leg belongs to its call's root: the same touched set as leg_facts
-    where {{ ringledger.in_changed('coalesce(legs.parent_call_id, legs.call_id)', 'root') }}
 
 ),
 

@@ -2,15 +2,16 @@
 -- section 2), the dialed tracking number's campaign at call time, and the local week.
 -- Calls starting after the as-of time are loaded but ignored by every metric.
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads classifies again the
--- calls touched by them and keeps the others (a tracking-number load, a changed seed or var
+-- calls touched by them (read once: touched_rows) and keeps the others (a tracking-number load, a changed seed or var
 -- makes the build a full refresh: orchestration/incremental.py).
 -- depends_on: {{ ref('int_calls_touched') }}
 {{ ringledger.per_call_config('root') }}
-with calls as (
+with {{ ringledger.touched_rows_cte('touched_calls', ref('int_calls'), ringledger.in_changed('call_id', 'root')) }}
 
-    select * from {{ ref('int_calls') }}
+calls as (
+
+    select * from {{ ringledger.touched_rows('touched_calls', ref('int_calls')) }}
     where started_at_utc <= {{ as_of_utc() }}
-        and {{ ringledger.in_changed('call_id', 'root') }}
 
 ),
 
@@ -84,14 +85,13 @@ campaign_matches as (
             partition by inbound_calls.call_key
             order by tracking.valid_from_utc desc nulls last, tracking.campaign asc nulls last
         ) as campaign_rank
-    from {{ ref('int_calls') }} as inbound_calls
+    from {{ ringledger.touched_rows('touched_calls', ref('int_calls')) }} as inbound_calls
     inner join tracking
         on inbound_calls.to_number_e164 = tracking.tracking_number
         and tracking.valid_from_utc <= inbound_calls.started_at_utc
         and (tracking.valid_to_utc is null or inbound_calls.started_at_utc < tracking.valid_to_utc)
     where inbound_calls.direction = 'inbound'
         and inbound_calls.started_at_utc <= {{ as_of_utc() }}
-        and {{ ringledger.in_changed('inbound_calls.call_id', 'root') }}
 
 ),
 
