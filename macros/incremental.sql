@@ -128,7 +128,8 @@
 
 {#-
   Per-caller models: int_missed_call_episodes_collapsed (episodes are a caller number's time
-  line). Incremental on DuckDB: a build after new loads deletes the episodes of the numbers in
+  line) and int_episode_inbound_recoveries (read from the same time line: the episodes and the
+  answered inbound calls of one number). Incremental on DuckDB: a build after new loads deletes the episodes of the numbers in
   int_callers_touched and those without a number (each an unreachable miss of its own: ~3% of
   the episodes, recomputed every build rather than traced back to their calls), then appends
   those numbers' and the number-less episodes recomputed from all of their misses and answered

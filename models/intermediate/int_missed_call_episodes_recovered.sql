@@ -2,7 +2,7 @@
 -- miss ("after" excludes the instant of the miss, "within" includes the limit):
 -- callback attempts (outbound calls to the caller's number from any site, PBX or CRM-only),
 -- connected callbacks, and inbound recoveries (an inbound call of the caller, to any site,
--- answered by a person). first_contact_at is the earlier of the first connected callback and
+-- answered by a person: int_episode_inbound_recoveries). first_contact_at is the earlier of the first connected callback and
 -- the first inbound recovery; recovered_by says which (a tie goes to the callback).
 -- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
 -- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
@@ -18,16 +18,6 @@ attempts as (
 
     select caller_number_e164, attempted_at_utc, is_connected
     from {{ ref('int_callback_attempts_unioned') }}
-
-),
-
-answered_inbound as (
-
-    select caller_number_e164, started_at_utc
-    from {{ ref('int_calls_classified') }}
-    where is_inbound
-        and is_answered
-        and caller_number_e164 is not null
 
 ),
 
@@ -60,17 +50,11 @@ episode_attempts as (
 
 ),
 
+-- inbound recoveries: computed per caller number (incremental on DuckDB) in their own model
 episode_inbound as (
 
-    select
-        horizons.episode_id,
-        min(answered_inbound.started_at_utc) as first_inbound_recovery_at_utc
-    from horizons
-    inner join answered_inbound
-        on horizons.caller_number_e164 = answered_inbound.caller_number_e164
-        and answered_inbound.started_at_utc > horizons.first_missed_at_utc
-        and answered_inbound.started_at_utc <= horizons.horizon_ends_at_utc
-    group by horizons.episode_id
+    select episode_id, first_inbound_recovery_at_utc
+    from {{ ref('int_episode_inbound_recoveries') }}
 
 ),
 
