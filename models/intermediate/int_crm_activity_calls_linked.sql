@@ -19,6 +19,11 @@ with activities as (
 
 ),
 
+-- on an incremental build, the legs and calls of the touched activities are read once, by a
+-- scan of their key columns (touched_rows)
+{{ ringledger.touched_rows_cte('named_legs', ref('int_legs_deduplicated'),
+    'call_id in (select pbx_call_id from activities) or parent_call_id in (select pbx_call_id from activities)') }}
+
 legs as (
 
     select
@@ -26,13 +31,7 @@ legs as (
         call_id,
         parent_call_id,
         coalesce(parent_call_id, call_id) as call_id_root
-    from {{ ref('int_legs_deduplicated') }}
-
-),
-
-calls as (
-
-    select call_key, source_system, call_id, started_at_utc from {{ ref('int_calls') }}
+    from {{ ringledger.touched_rows('named_legs', ref('int_legs_deduplicated')) }}
 
 ),
 
@@ -49,6 +48,15 @@ leg_matches as (
     from activities
     inner join legs
         on activities.pbx_call_id = legs.parent_call_id
+
+),
+
+{{ ringledger.touched_rows_cte('linked_calls', ref('int_calls'), 'call_id in (select call_id_root from leg_matches)') }}
+
+calls as (
+
+    select call_key, source_system, call_id, started_at_utc
+    from {{ ringledger.touched_rows('linked_calls', ref('int_calls')) }}
 
 ),
 
