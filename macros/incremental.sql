@@ -67,18 +67,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# Pre-hook: delete the rows whose `column` is in the touched set (nothing on a full build). #}
-{% macro delete_changed(column, kind) -%}
+{#- Pre-hook: delete the rows whose `column` is in the touched set, and those where condition
+    `always` holds (rows the model recomputes on every build); nothing on a full build. -#}
+{% macro delete_changed(column, kind, always=none) -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ ringledger.in_changed(column, kind) }}
+        {%- if always %} or ({{ always }}){% endif %}
     {%- endif -%}
 {%- endmacro %}
 
 {#- The config of a per-call model (int_legs_deduplicated with kind 'leg'; int_calls
     and int_calls_classified with 'root'): incremental on DuckDB, rows of the
-    touched `call_id`s deleted by a pre-hook, recomputed rows appended. -#}
-{% macro per_call_config(kind) -%}
-    {{ ringledger.replaced_rows_config("{{ ringledger.delete_changed('call_id', '" ~ kind ~ "') }}") }}
+    touched `call_id`s deleted by a pre-hook, recomputed rows appended. `always`: a condition
+    on the rows the model recomputes on every build (int_callback_attempts_unioned: its
+    CRM-only attempts, whose times follow clock-skew medians of any date). -#}
+{% macro per_call_config(kind, always=none) -%}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_changed('call_id', '" ~ kind ~ "', " ~ (always | tojson) ~ ") }}") }}
 {%- endmacro %}
 
 {#- The config every incremental model here shares: incremental on DuckDB (a plain table

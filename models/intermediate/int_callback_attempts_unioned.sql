@@ -4,11 +4,21 @@
 -- activity's time is corrected by the signed median CRM clock skew of its UTC date, else over
 -- all pairs. Connected: a PBX call answered with talk >= min_connected_talk_seconds; a CRM-only
 -- activity with disposition connected/answered/completed and duration >= the same threshold.
-with pbx_outbound as (
+-- Incremental on DuckDB (macros/incremental.sql, per-call models): a build after new loads
+-- recomputes the PBX attempts of the touched calls (their rows read once: touched_rows) and
+-- every CRM-only attempt (a new clock-skew pair moves the median of its date, and the median
+-- over all pairs that dates without pairs take), and keeps the other PBX attempts. PBX calls
+-- never start after the as-of time (the latest leg loaded), so a later as-of changes none.
+-- depends_on: {{ ref('int_calls_touched') }}
+{{ ringledger.per_call_config('root', "attempt_source = 'crm'") }}
+with {{ ringledger.touched_rows_cte('touched_calls', ref('int_calls_classified'), ringledger.in_changed('call_id', 'root')) }}
+
+pbx_outbound as (
 
     select
         call_key as attempt_id,
         'pbx' as attempt_source,
+        call_id,
         caller_number_e164,
         started_at_utc as attempted_at_utc,
         cast(talk_seconds as double) as talk_seconds,
@@ -16,7 +26,7 @@ with pbx_outbound as (
             coalesce(is_answered, false)
             and coalesce(talk_seconds, 0) >= {{ var('min_connected_talk_seconds') }}
         ) as is_connected
-    from {{ ref('int_calls_classified') }}
+    from {{ ringledger.touched_rows('touched_calls', ref('int_calls_classified')) }}
     where direction = 'outbound'
         and caller_number_e164 is not null
 
@@ -48,6 +58,7 @@ crm_only as (
     select
         activities.activity_id as attempt_id,
         'crm' as attempt_source,
+        cast(null as {{ dbt.type_string() }}) as call_id,
         activities.phone_e164 as caller_number_e164,
         {{ add_seconds(
             'activities.logged_at_utc',
