@@ -2,8 +2,8 @@
   Incremental per-call models (docs/benchmarks.md, "Incremental daily loads";
   orchestration/incremental.py decides when a build must be a full refresh instead).
 
-  An incremental build of int_calls and int_calls_classified (fct_calls is a view over the
-  last) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
+  An incremental build of int_calls, int_calls_classified (fct_calls is a view over it) and
+  int_callback_attempts_unioned (its PBX attempts) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
   name 'built') and keeps the other calls' rows; int_legs_deduplicated (a per-record model,
   below) replaces the legs with a new copy by their newest copy. "Touched" is a superset,
   never a subset:

@@ -24,12 +24,7 @@ with episodes as (
 
 answered_inbound as (
 
-    select caller_number_e164, started_at_utc
-    from {{ ref('int_calls_classified') }}
-    where is_inbound
-        and is_answered
-        and caller_number_e164 is not null
-        and {{ ringledger.in_touched_callers('caller_number_e164') }}
+    {{ ringledger.touched_answered_inbound_calls() }}
 
 ),
 

@@ -1,0 +1,15 @@
+{#-
+  The answered inbound calls of the caller numbers a per-caller model recomputes (every
+  number on a full build): an inbound call of the caller, to any site, answered by a person
+  (metrics.md sections 2 and 4). Read by int_missed_call_episodes_collapsed (an answered call
+  closes an episode) and int_episode_inbound_recoveries (the first one after an episode
+  recovers it). A model using it declares `-- depends_on: {{ ref('int_callers_touched') }}`.
+-#}
+{% macro touched_answered_inbound_calls() -%}
+    select caller_number_e164, started_at_utc
+    from {{ ref('int_calls_classified') }}
+    where is_inbound
+        and is_answered
+        and caller_number_e164 is not null
+        and {{ ringledger.in_touched_callers('caller_number_e164') }}
+{%- endmacro %}
