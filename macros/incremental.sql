@@ -3,10 +3,10 @@
   orchestration/incremental.py decides when a build must be a full refresh instead).
 
   An incremental build of int_calls, int_calls_classified (fct_calls is a view over it) and
-  int_callback_attempts_unioned (its PBX attempts) recomputes every call touched by a raw row loaded after the watermark (raw.build_state,
-  name 'built') and keeps the other calls' rows; int_legs_deduplicated (a per-record model,
-  below) replaces the legs with a new copy by their newest copy. "Touched" is a superset,
-  never a subset:
+  int_callback_attempts_unioned (its PBX attempts) recomputes every call touched by a raw row
+  loaded after the watermark (raw.build_state, name 'built') and keeps the other calls' rows;
+  int_legs_deduplicated (a per-record model, below) replaces the legs with a new copy by their
+  newest copy. "Touched" is a superset, never a subset:
   - a leg key (call_id) with a new copy: the calls of every copy of it (a corrected copy may
     move the leg to another parent: both calls change);
   - an Asterisk queue_log event loaded after the watermark: the calls whose leg uniqueid or
@@ -133,11 +133,12 @@
 {#-
   Per-caller models: int_missed_call_episodes_collapsed (episodes are a caller number's time
   line) and int_episode_inbound_recoveries (read from the same time line: the episodes and the
-  answered inbound calls of one number). Incremental on DuckDB: a build after new loads deletes the episodes of the numbers in
-  int_callers_touched and those without a number (each an unreachable miss of its own: ~3% of
-  the episodes, recomputed every build rather than traced back to their calls), then appends
-  those numbers' and the number-less episodes recomputed from all of their misses and answered
-  calls. The rest of the episode chain reads the table in full.
+  answered inbound calls of one number). Incremental on DuckDB: a build after new loads
+  deletes the episodes of the numbers in int_callers_touched and those without a number (each
+  an unreachable miss of its own: ~3% of the episodes, recomputed every build rather than
+  traced back to their calls), then appends those numbers' and the number-less episodes
+  recomputed from all of their misses and answered calls. The rest of the episode chain reads
+  the tables in full.
 -#}
 
 {#- `where` condition keeping the rows whose `column` (a caller's E.164) is in
@@ -192,7 +193,8 @@
 {#-
   The touched rows of a large input, read once. An incremental model reading a few thousand
   touched rows of a table of millions (several times: int_calls reads its legs three times)
-  declares `touched_rows_cte(name, relation, condition)` first in its `with` and reads
+  declares `touched_rows_cte(name, relation, condition)` in its `with`, before the CTEs that
+  read it (its condition may name earlier CTEs), and reads
   `touched_rows(name, relation)` wherever it read `relation`: on an incremental build that
   is CTE `name`, the rows where `condition` holds (rows_matching: on DuckDB a narrow scan,
   then the rows fetched by rowid) materialized once; on a full build the CTE is not rendered

@@ -133,6 +133,48 @@ def entity_scan(landing: Path) -> tuple[float, int]:
         con.close()
 
 
+# -- where the machine's CPU time went during the run ---------------------------------------
+
+# /proc/stat's aggregate `cpu` line: clock ticks in these states (guest time is in user already)
+_CPU_STATES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_times(stat_text: str | None = None) -> dict[str, int] | None:
+    """Clock ticks per state of the aggregate `cpu` line of /proc/stat, None where there is
+    none (not Linux)."""
+    if stat_text is None:
+        try:
+            stat_text = Path("/proc/stat").read_text()
+        except OSError:
+            return None
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(value) for value in fields[1 : 1 + len(_CPU_STATES)]]
+            ticks += [0] * (len(_CPU_STATES) - len(ticks))
+            return dict(zip(_CPU_STATES, ticks, strict=True))
+    return None
+
+
+def cpu_shares(before: dict[str, int] | None, after: dict[str, int] | None) -> dict | None:
+    """Shares of the machine's CPU time between two `cpu_times` readings: busy (user, system,
+    interrupts), iowait (idle with disk reads or writes pending) and steal (what the virtual
+    machine's host ran elsewhere). The same run spreads by ±20% on the Intel machine; these
+    say whether the disk or the host had a part in it (docs/benchmarks.md)."""
+    if before is None or after is None:
+        return None
+    delta = {state: after[state] - before[state] for state in _CPU_STATES}
+    total = sum(delta.values())
+    if total <= 0:
+        return None
+    busy = total - delta["idle"] - delta["iowait"] - delta["steal"]
+    return {
+        "busy": round(busy / total, 3),
+        "iowait": round(delta["iowait"] / total, 3),
+        "steal": round(delta["steal"] / total, 3),
+    }
+
+
 # -- memory of the process tree -------------------------------------------------------------
 
 
@@ -251,9 +293,11 @@ def run_benchmark(
     marts = workdir / "ringledger.duckdb"
     try:
         with TreeMemory() as memory:
+            cpu_before = cpu_times()
             started = time.perf_counter()
             outcome = run_pipeline(landing, warehouse, marts)
             wall = time.perf_counter() - started
+            cpu_after = cpu_times()
         raw_rows = _raw_counts(warehouse)
     finally:
         if not keep:
@@ -288,6 +332,7 @@ def run_benchmark(
         "raw_telephony_legs": raw_rows.get("telephony_legs"),
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
+        "cpu_shares": cpu_shares(cpu_before, cpu_after),
         "git_commit": _git_commit(),
         "machine": machine(),
     }

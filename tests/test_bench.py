@@ -57,6 +57,10 @@ def test_bench_appends_a_json_line(tmp_path):
         record["wall_seconds"] / record["bare_scan_seconds"], rel=0.01
     )
     assert record["legs_per_second"] > 0
+    shares = record["cpu_shares"]
+    if shares is not None:  # Linux
+        assert set(shares) == {"busy", "iowait", "steal"}
+        assert shares["busy"] > 0 and sum(shares.values()) <= 1.0 + 1e-9
     assert record["landing_rows"] >= record["legs"]
     machine = record["machine"]
     for key in ("cores", "memory_gb", "cpu", "python", "duckdb"):
@@ -66,3 +70,15 @@ def test_bench_appends_a_json_line(tmp_path):
     before = marker.stat().st_mtime_ns
     bench.ensure_landing(2_000, tmp_path / "cache")
     assert marker.stat().st_mtime_ns == before
+
+
+def test_cpu_shares_from_proc_stat_lines():
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    before = bench.cpu_times("cpu  100 0 50 800 10 0 5 35 20 0\ncpu0 50 0 25 400 5 0 2 18 10 0\n")
+    after = bench.cpu_times("cpu  200 0 90 1500 50 0 5 135 60 0\ncpu0 1 1 1 1 1 1 1 1 1 1\n")
+    assert before["idle"] == 800 and before["steal"] == 35 and after["iowait"] == 50
+    # 980 ticks between them: 140 busy, 700 idle, 40 iowait, 100 steal
+    assert bench.cpu_shares(before, after) == {"busy": 0.143, "iowait": 0.041, "steal": 0.102}
+    assert bench.cpu_shares(before, None) is None
+    assert bench.cpu_shares(after, after) is None
+    assert bench.cpu_times("intr 1 2 3\n") is None

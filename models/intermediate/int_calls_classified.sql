@@ -2,8 +2,8 @@
 -- section 2), the dialed tracking number's campaign at call time, and the local week.
 -- Calls starting after the as-of time are loaded but ignored by every metric.
 -- Incremental on DuckDB (macros/incremental.sql): a build after new loads classifies again the
--- calls touched by them (read once: touched_rows) and keeps the others (a tracking-number load, a changed seed or var
--- makes the build a full refresh: orchestration/incremental.py).
+-- calls touched by them (read once: touched_rows) and keeps the others (a tracking-number
+-- load, a changed seed or var makes the build a full refresh: orchestration/incremental.py).
 -- depends_on: {{ ref('int_calls_touched') }}
 {{ ringledger.per_call_config('root') }}
 with {{ ringledger.touched_rows_cte('touched_calls', ref('int_calls'), ringledger.in_changed('call_id', 'root')) }}
