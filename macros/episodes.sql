@@ -13,3 +13,9 @@
         and caller_number_e164 is not null
         and {{ ringledger.in_touched_callers('caller_number_e164') }}
 {%- endmacro %}
+
+{#- The end of an episode's callback horizon (metrics.md section 4): its first miss plus
+    callback_horizon_days; an attempt or inbound recovery counts up to and including it. -#}
+{% macro horizon_ends_at(first_missed_at) -%}
+    {{ add_seconds(first_missed_at, '86400.0 * ' ~ var('callback_horizon_days')) }}
+{%- endmacro %}

@@ -76,8 +76,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The config of a per-call model (int_legs_deduplicated with kind 'leg'; int_calls
-    and int_calls_classified with 'root'): incremental on DuckDB, rows of the
+{#- The config of a per-call model (int_calls, int_calls_classified and
+    int_callback_attempts_unioned, kind 'root'): incremental on DuckDB, rows of the
     touched `call_id`s deleted by a pre-hook, recomputed rows appended. `always`: a condition
     on the rows the model recomputes on every build (int_callback_attempts_unioned: its
     CRM-only attempts, whose times follow clock-skew medians of any date). -#}

@@ -72,7 +72,7 @@ final as (
         next_answered_at_utc as first_inbound_recovery_at_utc
     from next_answered
     where is_answered_call = 0
-        and next_answered_at_utc <= {{ add_seconds('first_missed_at_utc', '86400.0 * ' ~ var('callback_horizon_days')) }}
+        and next_answered_at_utc <= {{ ringledger.horizon_ends_at('first_missed_at_utc') }}
 
 )
 

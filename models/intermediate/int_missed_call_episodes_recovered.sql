@@ -2,8 +2,9 @@
 -- miss ("after" excludes the instant of the miss, "within" includes the limit):
 -- callback attempts (outbound calls to the caller's number from any site, PBX or CRM-only),
 -- connected callbacks, and inbound recoveries (an inbound call of the caller, to any site,
--- answered by a person: int_episode_inbound_recoveries). first_contact_at is the earlier of the first connected callback and
--- the first inbound recovery; recovered_by says which (a tie goes to the callback).
+-- answered by a person: int_episode_inbound_recoveries). first_contact_at is the earlier of
+-- the first connected callback and the first inbound recovery; recovered_by says which (a tie
+-- goes to the callback).
 -- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
 -- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
 -- mart's unique/not_null tests on episode_id cover its grain (docs/benchmarks.md).
@@ -27,7 +28,7 @@ horizons as (
         episode_id,
         caller_number_e164,
         first_missed_at_utc,
-        {{ add_seconds('first_missed_at_utc', '86400.0 * ' ~ var('callback_horizon_days')) }} as horizon_ends_at_utc
+        {{ ringledger.horizon_ends_at('first_missed_at_utc') }} as horizon_ends_at_utc
     from episodes
     where caller_number_e164 is not null
 
