@@ -115,7 +115,8 @@ class RingledgerDbtCliResource(DbtCliResource):
 
     - the installed dbt's version, which it asks a `dbt --version` child for (~1.8 s each
       time), is read from this environment's package metadata when the dbt executable is
-      this environment's (`dbt_executable()`); another executable is still asked;
+      this environment's (`dbt_executable()`, or the launcher of the run's dbt fork server,
+      which runs it); another executable is still asked;
     - no dbt adapter handle in this process (~2.6 s each time: it loads and parses every
       macro of the project). dagster-dbt uses it only for `fetch_row_counts()` and
       `fetch_column_metadata()`, which ringledger does not call (they would open the DuckDB
@@ -123,7 +124,10 @@ class RingledgerDbtCliResource(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+        from orchestration.dbt_zygote import is_launcher
+
+        executable = Path(self.dbt_executable)
+        if executable.parent == Path(sys.executable).parent or is_launcher(executable):
             return version.parse(metadata.version("dbt-core"))
         return super()._cli_version
 
@@ -131,9 +135,11 @@ class RingledgerDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource(executable: str | None = None) -> DbtCliResource:
+    """`executable`: another dbt to run (`run_pipeline` passes its dbt fork server's launcher,
+    orchestration/dbt_zygote.py); this environment's dbt by default."""
     return RingledgerDbtCliResource(
         project_dir=project.dbt_project,
         profiles_dir=str(project.REPO_ROOT),
-        dbt_executable=dbt_executable(),
+        dbt_executable=executable or dbt_executable(),
     )

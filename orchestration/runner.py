@@ -23,6 +23,8 @@ EXIT_USAGE = 2
 EXIT_GATE = 3
 EXIT_REFUSED = 4
 EXIT_BUSY = 5
+# "0" starts each dbt build as a new process instead of forking it from the run's dbt server
+FORK_SERVER_ENV = "RINGLEDGER_DBT_FORK_SERVER"
 
 
 @dataclass
@@ -252,6 +254,44 @@ def _run_locked(
 ) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
     os.environ["RINGLEDGER_ENGINE"] = engine
+    with _dbt_fork_server() as dbt_executable:
+        return _run_with_dbt(
+            landing, warehouse, marts, config_dir, log_level, outcome, engine, dbt_executable
+        )
+
+
+@contextmanager
+def _dbt_fork_server():
+    """The run's dbt fork server (orchestration/dbt_zygote.py), started before the parse so
+    that its imports overlap it: yields the launcher to run as dbt, None when
+    RINGLEDGER_DBT_FORK_SERVER=0 (each build then starts dbt afresh, as `dagster dev` does)."""
+    if os.environ.get(FORK_SERVER_ENV, "1") == "0":
+        yield None
+        return
+    from orchestration.dbt_zygote import DbtZygote
+    from orchestration.resources import dbt_executable
+
+    zygote = DbtZygote(dbt_executable())
+    added = zygote.environment()
+    os.environ.update(added)  # dagster-dbt runs dbt with this process's environment
+    try:
+        yield zygote.executable
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+        zygote.close()
+
+
+def _run_with_dbt(
+    landing,
+    warehouse,
+    marts,
+    config_dir,
+    log_level,
+    outcome: RunOutcome,
+    engine: str,
+    dbt_executable: str | None,
+) -> RunOutcome:
     # the manifest must match the project as it is now (models may have been edited)
     # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
     started = time.perf_counter()
@@ -260,17 +300,18 @@ def _run_locked(
     from dagster import DagsterInstance
 
     from orchestration.definitions import defs
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import WarehouseResource, dbt_resource
 
     before = _max_load_seq(warehouse)
     resources = {
+        "dbt": dbt_resource(dbt_executable),
         "warehouse": WarehouseResource(
             landing_dir=str(landing),
             warehouse=str(warehouse),
             marts=str(marts),
             config_dir=str(config_dir.resolve()) if config_dir else "",
             engine=engine,
-        )
+        ),
     }
     with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("ringledger_everything").execute_in_process(

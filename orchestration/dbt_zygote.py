@@ -1,0 +1,260 @@
+"""A dbt fork server for the pipeline's `dbt build`s: dbt imported once, each build forked.
+
+dagster-dbt runs every `dbt build` as a new `dbt` process, which spends ~2 s importing dbt
+and its adapter before its first node (docs/benchmarks.md, tenth session). `run_pipeline`
+starts one server process per run (`DbtZygote`) that imports them once and waits on a Unix
+socket; the executable dagster-dbt runs is then a small launcher script (standard library
+only, Python started without `site`) that hands its argument list, working directory,
+environment and standard streams to the server, which forks a child that sets them up and
+runs dbt's own command line entry point, as the `dbt` script would. The child reports its
+process id and then its exit code to the launcher, which exits with it and forwards SIGINT
+and SIGTERM to the child (dagster-dbt interrupts a cancelled build with SIGINT); a child
+whose launcher is gone (killed) kills itself. The server and its children stay in the run's
+process group, like the dbt processes they replace.
+
+Whenever the server cannot be reached (not started, gone, refused) the launcher becomes the
+installed `dbt` (exec): same arguments, same streams, only slower. The server exits when the
+process that started it is gone, and `DbtZygote.close()` stops it and removes its directory.
+This module imports only the standard library at the top: the launcher imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+SOCKET_ENV = "RINGLEDGER_DBT_ZYGOTE_SOCKET"
+REAL_DBT_ENV = "RINGLEDGER_DBT_ZYGOTE_REAL_DBT"
+# what the children inherit: dbt's command line, the adapters' plugins and the build task
+PRELOADED = (
+    "dbt.cli.main",
+    "dbt.task.build",
+    "dbt.parser.manifest",
+    "dbt.parser.schema_yaml_readers",
+    "dbt.adapters.duckdb",
+    "google.protobuf.descriptor_pb2",
+)
+_HEADER = struct.Struct("!Q")
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(left)
+        if not chunk:
+            raise ConnectionError("connection closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_line(sock: socket.socket) -> bytes | None:
+    """One newline-terminated line, None when the peer closed before a newline."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            return None
+        line += chunk
+    return line
+
+
+def launch(argv: list[str] | None = None) -> None:
+    """The launcher's body: run `dbt argv[1:]` in a child of the server, or exec dbt."""
+    argv = list(sys.argv if argv is None else argv)
+    real = os.environ.get(REAL_DBT_ENV) or "dbt"
+    path = os.environ.get(SOCKET_ENV, "")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        payload = json.dumps(
+            {"argv": argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "real": real}
+        ).encode()
+        socket.send_fds(sock, [_HEADER.pack(len(payload))], [0, 1, 2])
+        sock.sendall(payload)
+        pid_line = _read_line(sock)
+    except OSError:
+        pid_line = None
+    if pid_line is None:  # nothing of dbt ran: run the installed one
+        sock.close()
+        os.execvp(real, [real, *argv[1:]])
+    pid = int(pid_line)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code_line = _read_line(sock)
+    # a child that ended without reporting was killed: exit as a signalled dbt would fail
+    os._exit(int(code_line) if code_line is not None else 1)
+
+
+def _end_with_the_launcher(conn: socket.socket) -> None:
+    """The launcher sends nothing after its request: end of stream means it is gone (killed),
+    and a dbt nobody waits for must not go on writing the warehouse."""
+    try:
+        gone = conn.recv(1) == b""
+    except OSError:
+        gone = True
+    if gone:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
+    code = 1
+    try:
+        conn.sendall(f"{os.getpid()}\n".encode())
+        threading.Thread(target=_end_with_the_launcher, args=(conn,), daemon=True).start()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # dbt may wait for its own children
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["real"], *request["argv"]]
+        from dbt.cli.main import cli
+
+        try:
+            code = cli()  # click's standalone mode: ends in SystemExit
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except KeyboardInterrupt:
+            code = 130
+    except BaseException:  # noqa: BLE001 - reported on the build's stderr, exit code 1
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say
+                pass
+        try:
+            conn.sendall(f"{code}\n".encode())
+        except OSError:
+            pass
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+def serve(path: str, preload: tuple[str, ...] = PRELOADED) -> None:
+    """The server's loop: import `preload`, listen on `path`, fork a child per request."""
+    import importlib
+
+    for module in preload:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # an adapter that is not installed: its children import what they need
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the builds, not the server
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".new")
+    os.rename(path + ".new", path)  # the path exists only once the imports are done
+    listener.listen(8)
+    listener.settimeout(1.0)
+    while os.getppid() == parent:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
+        fds: list[int] = []
+        try:
+            header, fds, _flags, _address = socket.recv_fds(conn, _HEADER.size, 3)
+            (size,) = _HEADER.unpack(header + _read_exactly(conn, _HEADER.size - len(header)))
+            request = json.loads(_read_exactly(conn, size))
+            if len(fds) != 3:
+                raise ConnectionError("expected three standard streams")
+            pid = os.fork()
+        except (OSError, ValueError):
+            pid = -1  # the launcher sees the connection close without a pid and execs dbt
+        if pid == 0:
+            listener.close()
+            _child(conn, fds, request)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+
+_LAUNCHER_MARK = "from orchestration.dbt_zygote import launch"
+
+
+def is_launcher(path: Path) -> bool:
+    """Whether `path` is a launcher written by `DbtZygote` (it runs this environment's dbt)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return _LAUNCHER_MARK in handle.read(1000)
+    except OSError:
+        return False
+
+
+class DbtZygote:
+    """One run's server and launcher (`executable`), stopped by `close()`."""
+
+    def __init__(self, real_dbt: str) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="ringledger-dbt-"))
+        self.socket_path = str(self.directory / "server.sock")
+        self.real_dbt = real_dbt
+        self.executable = str(self.directory / "dbt")
+        repo = Path(__file__).resolve().parent.parent
+        Path(self.executable).write_text(
+            f"#!{sys.executable} -S\n"
+            "import sys\n"
+            f"sys.path.insert(0, {str(repo)!r})\n"
+            f"{_LAUNCHER_MARK}\n"
+            "launch()\n"
+        )
+        os.chmod(self.executable, 0o755)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from orchestration.dbt_zygote import serve; serve(sys.argv[1])",
+                self.socket_path,
+            ],
+            cwd=repo,
+            stdin=subprocess.DEVNULL,
+            # in the run's process group, as a dbt child of the run was: a signal to the
+            # group (a terminal's Ctrl-C, a SIGKILL of the whole run) reaches the builds too
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What the launcher needs in its environment."""
+        return {SOCKET_ENV: self.socket_path, REAL_DBT_ENV: self.real_dbt}
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for leftover in self.directory.iterdir():
+            leftover.unlink(missing_ok=True)
+        self.directory.rmdir()
+
+    def __enter__(self) -> DbtZygote:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()

@@ -1,0 +1,127 @@
+"""The run's dbt fork server (orchestration/dbt_zygote.py): its launcher runs dbt in a child of
+the server, with the launcher's arguments, working directory, environment, streams and exit
+code, and becomes the installed dbt whenever the server cannot be reached."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestration import project
+from orchestration.dbt_zygote import DbtZygote, is_launcher
+from orchestration.resources import dbt_executable, dbt_resource
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    with DbtZygote(dbt_executable()) as server:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(server.socket_path):  # listening once its imports are done
+            assert server.process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.05)
+        yield server
+
+
+def _run(
+    executable: str, args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_launcher_runs_dbt_in_the_server_with_its_streams_cwd_and_env(zygote, tmp_path):
+    # the installed dbt is made unreachable: only a child of the server can answer
+    env = {**os.environ, **zygote.environment()}
+    env["RINGLEDGER_DBT_ZYGOTE_REAL_DBT"] = str(tmp_path / "no-such-dbt")
+    env.pop("DBT_PROFILES_DIR", None)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    (workdir / "profiles.yml").write_text("{}\n")  # dbt's profiles directory: the cwd's
+    done = _run(zygote.executable, ["debug", "--config-dir"], env, workdir)
+    assert done.returncode == 0, done.stderr
+    assert str(workdir) in done.stdout  # the launcher's cwd, on the launcher's stdout
+    env["DBT_PROFILES_DIR"] = str(tmp_path / "profiles-from-the-env")
+    done = _run(zygote.executable, ["debug", "--config-dir"], env, workdir)
+    assert done.returncode == 0, done.stderr
+    assert "profiles-from-the-env" in done.stdout  # the launcher's environment
+
+
+def test_the_launcher_returns_dbt_exit_codes_and_stderr(zygote):
+    env = {**os.environ, **zygote.environment()}
+    forked = _run(zygote.executable, ["no-such-command"], env, project.REPO_ROOT)
+    plain = _run(dbt_executable(), ["no-such-command"], dict(os.environ), project.REPO_ROOT)
+    assert plain.returncode == 2
+    assert (forked.returncode, forked.stderr) == (plain.returncode, plain.stderr)
+
+
+def test_without_a_server_the_launcher_execs_the_installed_dbt(zygote, tmp_path):
+    env = {**os.environ, **zygote.environment()}
+    env["RINGLEDGER_DBT_ZYGOTE_SOCKET"] = str(tmp_path / "nothing-listens-here.sock")
+    marker = tmp_path / "real-dbt-ran"
+    fake = tmp_path / "dbt"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {marker}\nexit 7\n')
+    fake.chmod(0o755)
+    env["RINGLEDGER_DBT_ZYGOTE_REAL_DBT"] = str(fake)
+    done = _run(zygote.executable, ["build", "--select", "x"], env, tmp_path)
+    assert done.returncode == 7
+    assert marker.read_text().split() == ["build", "--select", "x"]
+
+
+def test_the_resource_takes_the_launcher_and_this_environments_dbt_version(zygote):
+    assert is_launcher(Path(zygote.executable))
+    assert not is_launcher(Path(dbt_executable()))
+    resource = dbt_resource(zygote.executable)
+    assert resource.dbt_executable == zygote.executable
+    assert resource._cli_version == dbt_resource()._cli_version
+
+
+def test_closing_stops_the_server_and_removes_its_directory():
+    server = DbtZygote(dbt_executable())
+    server.close()
+    assert server.process.poll() is not None
+    assert not server.directory.exists()
+
+
+def test_the_run_uses_the_fork_server_unless_switched_off(monkeypatch):
+    from orchestration import runner
+
+    monkeypatch.delenv(runner.FORK_SERVER_ENV, raising=False)
+    with runner._dbt_fork_server() as executable:
+        assert executable is not None and is_launcher(Path(executable))
+        assert os.environ["RINGLEDGER_DBT_ZYGOTE_SOCKET"].startswith(str(Path(executable).parent))
+    assert "RINGLEDGER_DBT_ZYGOTE_SOCKET" not in os.environ
+    assert not Path(executable).parent.exists()
+    monkeypatch.setenv(runner.FORK_SERVER_ENV, "0")
+    with runner._dbt_fork_server() as executable:
+        assert executable is None
+
+
+def test_a_build_whose_launcher_is_gone_ends(tmp_path):
+    """A forked build watches its launcher's connection: once the launcher is gone (killed),
+    the build kills itself rather than go on writing the warehouse for nobody."""
+    import signal
+    import socket
+
+    from orchestration.dbt_zygote import _end_with_the_launcher
+
+    build_side, launcher_side = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the build: watches, then would run for a minute
+        launcher_side.close()
+        try:
+            _end_with_the_launcher(build_side)
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    build_side.close()
+    time.sleep(0.2)
+    assert os.waitpid(pid, os.WNOHANG) == (0, 0)  # still running while the launcher is there
+    launcher_side.close()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
