@@ -281,7 +281,7 @@ def run_benchmark(
     progress: bool = False,
 ) -> BenchResult:
     """Generate (once), run the pipeline on a fresh warehouse, measure, append a JSON line."""
-    from orchestration.runner import run_pipeline
+    from orchestration.runner import FORK_SERVER_ENV, run_pipeline
 
     landing, summary = ensure_landing(legs, cache, progress=progress)
     # other work on the machine skews every figure: record the load around the run
@@ -333,6 +333,8 @@ def run_benchmark(
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
         "cpu_shares": cpu_shares(cpu_before, cpu_after),
+        # whether the dbt builds were forked from the run's dbt server (docs/operations.md)
+        "dbt_fork_server": os.environ.get(FORK_SERVER_ENV, "1") != "0",
         "git_commit": _git_commit(),
         "machine": machine(),
     }
