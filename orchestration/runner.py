@@ -264,9 +264,10 @@ def _run_locked(
 def _dbt_fork_server():
     """The run's dbt fork server (orchestration/dbt_zygote.py), started before the parse so
     that its imports overlap it: yields the launcher to run as dbt, None when
-    RINGLEDGER_DBT_FORK_SERVER=0 (each build then starts dbt afresh, as `dagster dev` does)."""
-    if os.environ.get(FORK_SERVER_ENV, "1") == "0":
-        yield None
+    RINGLEDGER_DBT_FORK_SERVER=0 or not on Linux (each build then starts dbt afresh, as
+    `dagster dev` does)."""
+    if os.environ.get(FORK_SERVER_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+        yield None  # fork() is safe to rely on here on Linux only (macOS: system libraries)
         return
     from orchestration.dbt_zygote import DbtZygote
     from orchestration.resources import dbt_executable

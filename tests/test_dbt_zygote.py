@@ -100,6 +100,10 @@ def test_the_run_uses_the_fork_server_unless_switched_off(monkeypatch):
     monkeypatch.setenv(runner.FORK_SERVER_ENV, "0")
     with runner._dbt_fork_server() as executable:
         assert executable is None
+    monkeypatch.delenv(runner.FORK_SERVER_ENV)
+    monkeypatch.setattr(runner.sys, "platform", "darwin")  # Linux only
+    with runner._dbt_fork_server() as executable:
+        assert executable is None
 
 
 def test_a_build_whose_launcher_is_gone_ends(tmp_path):
