@@ -15,6 +15,17 @@ with episodes as (
 
 ),
 
+-- the horizons' columns from the collapsed episodes, which the classified view passes through
+-- unchanged (one row per episode): `episodes` then has one reader (joined) and streams,
+-- instead of the wide classified rows being materialized for two (~0.5 s at a year)
+episode_callers as (
+
+    select episode_id, caller_number_e164, first_missed_at_utc
+    from {{ ref('int_missed_call_episodes_collapsed') }}
+    where caller_number_e164 is not null
+
+),
+
 attempts as (
 
     select caller_number_e164, attempted_at_utc, is_connected
@@ -29,8 +40,7 @@ horizons as (
         caller_number_e164,
         first_missed_at_utc,
         {{ ringledger.horizon_ends_at('first_missed_at_utc') }} as horizon_ends_at_utc
-    from episodes
-    where caller_number_e164 is not null
+    from episode_callers
 
 ),
 
