@@ -208,16 +208,30 @@ def is_launcher(path: Path) -> bool:
 
 
 class DbtZygote:
-    """One run's server and launcher (`executable`), stopped by `close()`."""
+    """One run's server and launcher (`executable`), stopped by `close()`. `usable` is False
+    (and no server started) where the launcher could not run: an interpreter path a `#!` line
+    cannot carry (a space, too long), a temporary directory mounted noexec, a socket path
+    beyond the Unix limit (~108 bytes). The builds then start dbt afresh."""
 
-    def __init__(self, real_dbt: str) -> None:
+    def __init__(self, real_dbt: str, interpreter: str = sys.executable) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="ringledger-dbt-"))
         self.socket_path = str(self.directory / "server.sock")
         self.real_dbt = real_dbt
         self.executable = str(self.directory / "dbt")
+        self.process: subprocess.Popen | None = None
+        shebang = f"#!{interpreter} -S"
+        noexec = os.statvfs(self.directory).f_flag & getattr(os, "ST_NOEXEC", 0)
+        self.usable = (
+            " " not in interpreter
+            and len(shebang) < 128
+            and not noexec
+            and len(os.fsencode(self.socket_path)) < 100
+        )
+        if not self.usable:
+            return
         repo = Path(__file__).resolve().parent.parent
         Path(self.executable).write_text(
-            f"#!{sys.executable} -S\n"
+            f"{shebang}\n"
             "import sys\n"
             f"sys.path.insert(0, {str(repo)!r})\n"
             f"{_LAUNCHER_MARK}\n"
@@ -226,7 +240,7 @@ class DbtZygote:
         os.chmod(self.executable, 0o755)
         self.process = subprocess.Popen(
             [
-                sys.executable,
+                interpreter,
                 "-c",
                 "import sys; from orchestration.dbt_zygote import serve; serve(sys.argv[1])",
                 self.socket_path,
@@ -242,7 +256,7 @@ class DbtZygote:
         return {SOCKET_ENV: self.socket_path, REAL_DBT_ENV: self.real_dbt}
 
     def close(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

@@ -273,6 +273,10 @@ def _dbt_fork_server():
     from orchestration.resources import dbt_executable
 
     zygote = DbtZygote(dbt_executable())
+    if not zygote.usable:
+        zygote.close()
+        yield None
+        return
     added = zygote.environment()
     os.environ.update(added)  # dagster-dbt runs dbt with this process's environment
     try:

@@ -81,6 +81,29 @@ def test_the_resource_takes_the_launcher_and_this_environments_dbt_version(zygot
     assert resource._cli_version == dbt_resource()._cli_version
 
 
+def test_a_launcher_that_could_not_run_is_not_used(monkeypatch):
+    """No fork server where the launcher could not run (an interpreter path with a space, which
+    a `#!` line cannot carry): no server started, and the run's builds start dbt afresh."""
+    from orchestration import runner
+
+    server = DbtZygote(dbt_executable(), interpreter="/opt/my python/bin/python3")
+    assert not server.usable and server.process is None
+    server.close()
+    assert not server.directory.exists()
+    monkeypatch.delenv(runner.FORK_SERVER_ENV, raising=False)
+    with runner._dbt_fork_server() as executable:
+        assert executable is not None  # this machine: usable
+
+    class Unusable(DbtZygote):
+        def __init__(self, real_dbt: str) -> None:
+            super().__init__(real_dbt, interpreter="/opt/my python/bin/python3")
+
+    monkeypatch.setattr("orchestration.dbt_zygote.DbtZygote", Unusable)
+    with runner._dbt_fork_server() as executable:
+        assert executable is None
+    assert "RINGLEDGER_DBT_ZYGOTE_SOCKET" not in os.environ
+
+
 def test_closing_stops_the_server_and_removes_its_directory():
     server = DbtZygote(dbt_executable())
     server.close()
