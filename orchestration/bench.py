@@ -65,7 +65,9 @@ def plan(legs: int) -> tuple[int, int]:
 # -- the landing cache ----------------------------------------------------------------------
 
 
-def ensure_landing(legs: int, cache: Path | None = None, progress: bool = False) -> tuple[Path, dict]:
+def ensure_landing(
+    legs: int, cache: Path | None = None, progress: bool = False
+) -> tuple[Path, dict]:
     """The cached landing directory of `legs` legs (generated on first use) and its summary."""
     from orchestration.generator import generate
 
@@ -281,7 +283,7 @@ def run_benchmark(
     progress: bool = False,
 ) -> BenchResult:
     """Generate (once), run the pipeline on a fresh warehouse, measure, append a JSON line."""
-    from orchestration.runner import FORK_SERVER_ENV, run_pipeline
+    from orchestration.runner import run_pipeline
 
     landing, summary = ensure_landing(legs, cache, progress=progress)
     # other work on the machine skews every figure: record the load around the run
@@ -312,7 +314,9 @@ def run_benchmark(
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "legs_requested": legs,
         "legs": generated_legs,
-        "crm_rows": sum(int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms")),
+        "crm_rows": sum(
+            int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms")
+        ),
         "landing_rows": scan_rows,
         "landing_mb": round(sum(p.stat().st_size for p in landing_files(landing)) / 1e6, 1),
         "files": int(summary["files"]),
@@ -334,7 +338,7 @@ def run_benchmark(
         "load_average_after": list(os.getloadavg()),
         "cpu_shares": cpu_shares(cpu_before, cpu_after),
         # whether the dbt builds were forked from the run's dbt server (docs/operations.md)
-        "dbt_fork_server": os.environ.get(FORK_SERVER_ENV, "1") != "0",
+        "dbt_fork_server": outcome.dbt_fork_server,
         "git_commit": _git_commit(),
         "machine": machine(),
     }

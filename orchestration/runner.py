@@ -52,6 +52,8 @@ class RunOutcome:
     warehouse_path: Path | None = None
     # wall seconds per Dagster step (and `dbt_parse`, the manifest refresh before the run)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    # whether the run's dbt builds were forked from its dbt server (orchestration/dbt_zygote.py)
+    dbt_fork_server: bool = False
 
 
 @contextmanager
@@ -297,6 +299,7 @@ def _run_with_dbt(
     engine: str,
     dbt_executable: str | None,
 ) -> RunOutcome:
+    outcome.dbt_fork_server = dbt_executable is not None
     # the manifest must match the project as it is now (models may have been edited)
     # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
     started = time.perf_counter()
