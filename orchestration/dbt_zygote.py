@@ -7,8 +7,8 @@ socket; the executable dagster-dbt runs is then a small launcher script (standar
 only, Python started without `site`) that hands its argument list, working directory,
 environment and standard streams to the server, which forks a child that sets them up and
 runs dbt's own command line entry point, as the `dbt` script would. The child reports its
-process id and then its exit code to the launcher, which exits with it and forwards SIGINT
-and SIGTERM to the child (dagster-dbt interrupts a cancelled build with SIGINT); a child
+process id and then its exit code to the launcher, which exits with it once the child has
+ended (a normal interpreter exit, as dbt's own) and forwards SIGINT and SIGTERM to the child (dagster-dbt interrupts a cancelled build with SIGINT); a child
 whose launcher is gone (killed) kills itself. The server and its children stay in the run's
 process group, like the dbt processes they replace.
 
@@ -98,6 +98,8 @@ def launch(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     code_line = _read_line(sock)
+    while code_line is not None and sock.recv(4096):  # until the child process has ended
+        pass
     # a child that ended without reporting was killed: exit as a signalled dbt would fail
     os._exit(int(code_line) if code_line is not None else 1)
 
@@ -151,7 +153,16 @@ def _child(conn: socket.socket, fds: list[int], request: dict) -> None:
             conn.sendall(f"{code}\n".encode())
         except OSError:
             pass
-        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+    # A normal interpreter exit, as the `dbt` script's: atexit handlers and finalizers run
+    # (multiprocessing's semaphores are released, dbt-duckdb's connection is closed and
+    # checkpointed). The launcher waits for the end of its connection, which a copy of the
+    # socket kept open until the process is gone marks: not before the warehouse is closed.
+    global _HELD_UNTIL_EXIT
+    _HELD_UNTIL_EXIT = os.dup(conn.fileno())
+    raise SystemExit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+_HELD_UNTIL_EXIT: int | None = None
 
 
 def serve(path: str, preload: tuple[str, ...] = PRELOADED) -> None:

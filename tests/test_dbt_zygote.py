@@ -152,3 +152,25 @@ def test_a_build_whose_launcher_is_gone_ends(tmp_path):
     launcher_side.close()
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_forked_build_ends_like_dbt_warehouse_closed_nothing_leaked(zygote, tmp_path):
+    """The forked build exits as the `dbt` script does (atexit handlers, finalizers): when the
+    launcher returns, the warehouse is closed and checkpointed (no WAL left, free to open) and
+    no multiprocessing semaphore is reported leaked."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    env = {**os.environ, **zygote.environment(), "RINGLEDGER_WAREHOUSE": str(warehouse)}
+    env.pop("RINGLEDGER_SEED_DIR", None)
+    done = _run(
+        zygote.executable,
+        ["seed", "--select", "sites", "--project-dir", ".", "--profiles-dir", "."],
+        env,
+        project.REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "leaked" not in done.stderr
+    assert not Path(f"{warehouse}.wal").exists()
+    with duckdb.connect(str(warehouse)) as con:  # DuckDB's lock is free at once
+        assert con.execute("select count(*) from seeds.sites").fetchone()[0] > 0
