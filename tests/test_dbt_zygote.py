@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestration import project
-from orchestration.dbt_zygote import DbtZygote, is_launcher
+from orchestration.dbt_zygote import REAL_DBT_ENV, DbtZygote, is_launcher
 from orchestration.resources import dbt_executable, dbt_resource
 
 
@@ -37,8 +37,7 @@ def _run(
 
 def test_the_launcher_runs_dbt_in_the_server_with_its_streams_cwd_and_env(zygote, tmp_path):
     # the installed dbt is made unreachable: only a child of the server can answer
-    env = {**os.environ, **zygote.environment()}
-    env["RINGLEDGER_DBT_ZYGOTE_REAL_DBT"] = str(tmp_path / "no-such-dbt")
+    env = _server_only(zygote, tmp_path)
     env.pop("DBT_PROFILES_DIR", None)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
@@ -52,8 +51,14 @@ def test_the_launcher_runs_dbt_in_the_server_with_its_streams_cwd_and_env(zygote
     assert "profiles-from-the-env" in done.stdout  # the launcher's environment
 
 
-def test_the_launcher_returns_dbt_exit_codes_and_stderr(zygote):
-    env = {**os.environ, **zygote.environment()}
+def _server_only(zygote, tmp_path) -> dict[str, str]:
+    """The launcher's environment with the installed dbt made unreachable: a result can only
+    come from a child of the server (the fallback exec would fail)."""
+    return {**os.environ, **zygote.environment(), REAL_DBT_ENV: str(tmp_path / "missing" / "dbt")}
+
+
+def test_the_launcher_returns_dbt_exit_codes_and_stderr(zygote, tmp_path):
+    env = _server_only(zygote, tmp_path)
     forked = _run(zygote.executable, ["no-such-command"], env, project.REPO_ROOT)
     plain = _run(dbt_executable(), ["no-such-command"], dict(os.environ), project.REPO_ROOT)
     assert plain.returncode == 2
@@ -161,7 +166,7 @@ def test_a_forked_build_ends_like_dbt_warehouse_closed_nothing_leaked(zygote, tm
     import duckdb
 
     warehouse = tmp_path / "warehouse.duckdb"
-    env = {**os.environ, **zygote.environment(), "RINGLEDGER_WAREHOUSE": str(warehouse)}
+    env = {**_server_only(zygote, tmp_path), "RINGLEDGER_WAREHOUSE": str(warehouse)}
     env.pop("RINGLEDGER_SEED_DIR", None)
     done = _run(
         zygote.executable,
