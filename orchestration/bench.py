@@ -339,6 +339,8 @@ def run_benchmark(
         "cpu_shares": cpu_shares(cpu_before, cpu_after),
         # whether the dbt builds were forked from the run's dbt server (docs/operations.md)
         "dbt_fork_server": outcome.dbt_fork_server,
+        # "full": the benchmark's new warehouse has no saved dbt parse state (docs/operations.md)
+        "dbt_parse": outcome.dbt_parse,
         "git_commit": _git_commit(),
         "machine": machine(),
     }

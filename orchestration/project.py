@@ -29,6 +29,12 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("RINGLEDGER_WAREHOUSE", REPO_ROOT / "data" / "warehouse.duckdb"))
 
 
+def state_dir(warehouse: Path) -> Path:
+    """Working files of a warehouse's deployment (merged seeds, Spark's catalog, dbt's
+    partial-parse state), beside the warehouse file."""
+    return warehouse.parent / f".{warehouse.stem}.state"
+
+
 def marts_path() -> Path:
     explicit = os.environ.get("RINGLEDGER_MARTS")
     if explicit:

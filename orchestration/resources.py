@@ -58,7 +58,7 @@ class WarehouseResource(ConfigurableResource):
     @property
     def state_dir(self) -> Path:
         """Working files of the deployment (merged seeds), beside the warehouse."""
-        return self.warehouse_path.parent / f".{self.warehouse_path.stem}.state"
+        return project.state_dir(self.warehouse_path)
 
     @property
     def spark_dir(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ class RunOutcome:
     step_seconds: dict[str, float] = field(default_factory=dict)
     # whether the run's dbt builds were forked from its dbt server (orchestration/dbt_zygote.py)
     dbt_fork_server: bool = False
+    # "full" or "partial": whether the run's dbt parse reused the warehouse's saved parse state
+    dbt_parse: str = ""
 
 
 @contextmanager
@@ -71,11 +74,26 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def ensure_manifest(force: bool = False, vars_arg: list[str] | None = None) -> Path:
+# dbt's partial-parse state (target/partial_parse.msgpack) is keyed on the profile, which
+# holds the warehouse path: kept per warehouse in its state directory, so that a run after a
+# parse for another warehouse (the test suite, `dagster dev`, a benchmark) re-parses only what
+# changed instead of the whole project
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+# dbt's events that say the parse reused its saved state
+_PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
+
+
+def ensure_manifest(
+    force: bool = False,
+    vars_arg: list[str] | None = None,
+    warehouse: Path | None = None,
+) -> Path:
     """dagster-dbt needs target/manifest.json before the definitions load.
 
     `vars_arg` (`--vars JSON`) should be the one the run's dbt builds pass: dbt keeps its
     partial-parse state only for the same vars, so the builds then skip a full re-parse.
+    With `warehouse` (the profile's path for this parse), dbt's partial-parse state saved for
+    that warehouse is used and saved again (PARTIAL_PARSE_FILE in its state directory).
 
     The parse runs in this process (dbt's own API): a `dbt parse` child spent about 2 s of its
     2.5-5 s importing dbt again, which this process has already imported (dagster-dbt). Nothing
@@ -83,24 +101,47 @@ def ensure_manifest(force: bool = False, vars_arg: list[str] | None = None) -> P
     (and everything when the vars, the profile or an env var it reads changed)."""
     manifest = project.dbt_project.manifest_path
     if force or not manifest.exists():
-        _dbt_parse_in_process(vars_arg or [])
+        parse_manifest(vars_arg or [], warehouse)
     return manifest
 
 
-def _dbt_parse_in_process(vars_arg: list[str]) -> None:
+def _copy_atomically(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
+
+
+def parse_manifest(vars_arg: list[str], warehouse: Path | None = None) -> str:
+    """Parse the project into target/manifest.json; "partial" when dbt reused its saved
+    parse state, "full" when it parsed every file (docs/operations.md)."""
+    target_state = project.dbt_project.manifest_path.parent / PARTIAL_PARSE_FILE
+    stored = None if warehouse is None else project.state_dir(warehouse) / PARTIAL_PARSE_FILE
+    if stored is not None and stored.exists():
+        _copy_atomically(stored, target_state)
+    kind = _dbt_parse_in_process(vars_arg)
+    if stored is not None and target_state.exists():
+        _copy_atomically(target_state, stored)
+    return kind
+
+
+def _dbt_parse_in_process(vars_arg: list[str]) -> str:
     from dbt.cli.main import dbtRunner
 
     errors: list[str] = []
+    partial: list[str] = []
 
-    def collect_errors(event) -> None:
+    def collect(event) -> None:
         if event.info.level == "error":
             errors.append(event.info.msg)
+        if event.info.name in _PARTIAL_PARSE_EVENTS:
+            partial.append(event.info.name)
 
     saved = dict(os.environ)
     os.environ.setdefault("RINGLEDGER_WAREHOUSE", str(project.warehouse_path()))
     os.environ.pop("RINGLEDGER_SEED_DIR", None)
     try:
-        result = dbtRunner(callbacks=[collect_errors]).invoke(
+        result = dbtRunner(callbacks=[collect]).invoke(
             [
                 "parse",
                 "--project-dir",
@@ -119,6 +160,7 @@ def _dbt_parse_in_process(vars_arg: list[str]) -> None:
         if result.exception is not None and str(result.exception) not in detail:
             detail = f"{detail}\n{result.exception}"
         raise RuntimeError(f"dbt parse failed:\n{detail.strip()}")
+    return "partial" if partial else "full"
 
 
 def _read_only(warehouse_path: Path, attempts: int = 20) -> duckdb.DuckDBPyConnection:
@@ -303,7 +345,9 @@ def _run_with_dbt(
     # the manifest must match the project as it is now (models may have been edited)
     # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
     started = time.perf_counter()
-    ensure_manifest(force=True, vars_arg=["--vars", json.dumps(load_config(config_dir).dbt_vars())])
+    outcome.dbt_parse = parse_manifest(
+        ["--vars", json.dumps(load_config(config_dir).dbt_vars())], warehouse
+    )
     outcome.step_seconds["dbt_parse"] = time.perf_counter() - started
     from dagster import DagsterInstance
 

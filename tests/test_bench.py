@@ -67,6 +67,8 @@ def test_bench_appends_a_json_line(tmp_path):
         os.environ.get("RINGLEDGER_DBT_FORK_SERVER", "1") != "0"
     )
     assert record["dbt_fork_server"] is expected
+    # a new warehouse: no parse state saved for it, dbt parses every file
+    assert record["dbt_parse"] == "full"
     machine = record["machine"]
     for key in ("cores", "memory_gb", "cpu", "python", "duckdb"):
         assert machine[key]

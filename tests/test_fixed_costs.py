@@ -3,6 +3,7 @@ rebuilding the contact identities are skipped when nothing they depend on change
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -200,9 +201,7 @@ def test_identities_updated_for_added_contacts_equal_a_full_rebuild(con, landing
         rows = []
         for contact in rng.sample(range(40), 10):
             created = f"2024-0{rng.randint(1, 9)}-0{rng.randint(1, 9)}"
-            rows.append(
-                f"k{contact},{rng.choice(numbers)},{rng.choice(numbers)},,{created},,lead,"
-            )
+            rows.append(f"k{contact},{rng.choice(numbers)},{rng.choice(numbers)},,{created},,lead,")
         put(landing, f"crm/contacts_{batch:02d}.csv", contacts_csv(*rows))
         ingest(con, landing, config)
         current = con.execute(_CURRENT_CONTACTS).fetchall()
@@ -253,6 +252,23 @@ def test_the_pipeline_builds_write_no_json_artifacts(monkeypatch):
     assert "--no-write-json" in args
     monkeypatch.setenv(ARTIFACTS_ENV, "1")
     assert "--no-write-json" not in build_args(["--vars", "{}"])
+
+
+def test_a_warehouse_keeps_its_dbt_parse_state_across_parses_for_others(tmp_path, monkeypatch):
+    """dbt's partial-parse state is keyed on the profile, which holds the warehouse path: a
+    parse for another warehouse in between (the test suite, a benchmark, `dagster dev`) must
+    not make the next run's parse of this warehouse a full one."""
+    from orchestration import project, runner
+    from orchestration.config import load_config
+
+    vars_arg = ["--vars", json.dumps(load_config(None).dbt_vars())]
+    first, second = tmp_path / "a" / "warehouse.duckdb", tmp_path / "b" / "warehouse.duckdb"
+    kinds = []
+    for warehouse in (first, second, first):
+        monkeypatch.setenv("RINGLEDGER_WAREHOUSE", str(warehouse))
+        kinds.append(runner.parse_manifest(vars_arg, warehouse))
+    assert kinds == ["full", "full", "partial"]
+    assert (project.state_dir(second) / runner.PARTIAL_PARSE_FILE).is_file()
 
 
 def _target_dir(root: Path, name: str, dir_age: float, log_age: float | None, now: float) -> Path:
