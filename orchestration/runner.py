@@ -298,16 +298,21 @@ def _run_locked(
 ) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
     os.environ["RINGLEDGER_ENGINE"] = engine
-    with _dbt_fork_server() as dbt_executable:
+    warm = {
+        "vars": json.dumps(load_config(config_dir).dbt_vars()),
+        "state": str(project.state_dir(Path(warehouse)) / PARTIAL_PARSE_FILE),
+    }
+    with _dbt_fork_server(warm) as dbt_executable:
         return _run_with_dbt(
             landing, warehouse, marts, config_dir, log_level, outcome, engine, dbt_executable
         )
 
 
 @contextmanager
-def _dbt_fork_server():
+def _dbt_fork_server(warm: dict | None = None):
     """The run's dbt fork server (orchestration/dbt_zygote.py), started before the parse so
-    that its imports overlap it: yields the launcher to run as dbt, None when
+    that its imports and its warm-up (`warm`: the run's vars and the warehouse's saved parse
+    state) overlap the parse and the ingest: yields the launcher to run as dbt, None when
     RINGLEDGER_DBT_FORK_SERVER=0 or not on Linux (each build then starts dbt afresh, as
     `dagster dev` does)."""
     if os.environ.get(FORK_SERVER_ENV, "1") == "0" or not sys.platform.startswith("linux"):
@@ -316,7 +321,7 @@ def _dbt_fork_server():
     from orchestration.dbt_zygote import DbtZygote
     from orchestration.resources import dbt_executable
 
-    zygote = DbtZygote(dbt_executable())
+    zygote = DbtZygote(dbt_executable(), warm=warm)
     if not zygote.usable:
         zygote.close()
         yield None

@@ -4,26 +4,44 @@ code, and becomes the installed dbt whenever the server cannot be reached."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from orchestration import project
+from orchestration.config import load_config
 from orchestration.dbt_zygote import REAL_DBT_ENV, DbtZygote, is_launcher
 from orchestration.resources import dbt_executable, dbt_resource
 
 
+def _warm(state: Path | None = None) -> dict:
+    """The run's warm-up request: its vars, the warehouse's saved parse state."""
+    return {
+        "vars": json.dumps(load_config(None).dbt_vars()),
+        "state": str(state) if state else None,
+    }
+
+
+def _wait_for(server: DbtZygote, warmed: bool) -> None:
+    deadline = time.monotonic() + 120
+    # listening once its imports are done, serving once its warm-up is over
+    while not os.path.exists(server.socket_path) or (warmed and server.warm_up_outcome is None):
+        assert server.process.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server never listened"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def zygote():
-    with DbtZygote(dbt_executable()) as server:
-        deadline = time.monotonic() + 120
-        while not os.path.exists(server.socket_path):  # listening once its imports are done
-            assert server.process.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server never listened"
-            time.sleep(0.05)
+    """A server warmed up as the run's (the builds below are forked from the warmed state)."""
+    with DbtZygote(dbt_executable(), warm=_warm()) as server:
+        _wait_for(server, warmed=True)
+        assert server.warm_up_outcome == "ok"
         yield server
 
 
@@ -100,8 +118,8 @@ def test_a_launcher_that_could_not_run_is_not_used(monkeypatch):
         assert executable is not None  # this machine: usable
 
     class Unusable(DbtZygote):
-        def __init__(self, real_dbt: str) -> None:
-            super().__init__(real_dbt, interpreter="/opt/my python/bin/python3")
+        def __init__(self, real_dbt: str, warm: dict | None = None) -> None:
+            super().__init__(real_dbt, interpreter="/opt/my python/bin/python3", warm=warm)
 
     monkeypatch.setattr("orchestration.dbt_zygote.DbtZygote", Unusable)
     with runner._dbt_fork_server() as executable:
@@ -179,3 +197,70 @@ def test_a_forked_build_ends_like_dbt_warehouse_closed_nothing_leaked(zygote, tm
     assert not Path(f"{warehouse}.wal").exists()
     with duckdb.connect(str(warehouse)) as con:  # DuckDB's lock is free at once
         assert con.execute("select count(*) from seeds.sites").fetchone()[0] > 0
+
+
+def _project_files() -> dict[str, tuple[int, int]]:
+    """What a parse could write in the project: target/'s files, dbt's log."""
+    files = [*(project.REPO_ROOT / "target").glob("*"), project.REPO_ROOT / "logs" / "dbt.log"]
+    return {
+        str(path): (path.stat().st_mtime_ns, path.stat().st_size)
+        for path in files
+        if path.is_file()
+    }
+
+
+def test_the_warm_up_parses_in_the_server_and_writes_nothing_of_the_project(tmp_path):
+    """The server's warm-up is a `dbt parse` in the server itself (its forked builds then skip
+    dbt's lazy first-use work): from a copy of the warehouse's saved parse state, writing only
+    into the server's directory."""
+    state = tmp_path / "partial_parse.msgpack"
+    saved = project.REPO_ROOT / "target" / "partial_parse.msgpack"
+    if saved.exists():
+        state.write_bytes(saved.read_bytes())
+    before = _project_files()
+    with DbtZygote(dbt_executable(), warm=_warm(state)) as server:
+        _wait_for(server, warmed=True)
+        assert server.warm_up_outcome == "ok"
+        written = {path.name for path in (server.directory / "warm-up").iterdir()}
+        assert "manifest.json" not in written  # --no-write-json
+        assert _project_files() == before
+    assert not server.directory.exists()
+
+
+def test_a_failed_warm_up_leaves_the_server_serving(tmp_path):
+    with DbtZygote(dbt_executable(), warm={"vars": "{not yaml: [", "state": None}) as server:
+        _wait_for(server, warmed=True)
+        assert server.warm_up_outcome.startswith("dbt parse failed")
+        env = _server_only(server, tmp_path)
+        done = _run(server.executable, ["--version"], env, project.REPO_ROOT)
+        assert done.returncode == 0, done.stderr
+        assert "Core" in done.stdout or "installed" in done.stdout
+
+
+def test_without_a_warm_up_request_the_server_does_not_parse():
+    with DbtZygote(dbt_executable()) as server:
+        _wait_for(server, warmed=False)
+        time.sleep(0.5)
+        assert server.warm_up_outcome is None
+        assert not (server.directory / "warm-up").exists()
+
+
+def test_a_full_parse_in_the_warm_up_leaves_the_server_single_threaded(tmp_path):
+    """fork() carries only the calling thread: a thread pool left by the warm-up (dbt's
+    static parser, Rust, starts one) would hang every forked build that parses files. A
+    warm-up with no saved state (a full parse) must leave one thread."""
+    code = (
+        "import json, sys; from pathlib import Path;"
+        "from orchestration.dbt_zygote import _os_threads, _warm_up;"
+        "outcome = _warm_up(Path(sys.argv[1]), json.loads(sys.argv[2]));"
+        "print(outcome, _os_threads())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), json.dumps(_warm())],
+        cwd=project.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "1"]
