@@ -10,7 +10,9 @@ runs dbt's own command line entry point, as the `dbt` script would. The child re
 process id and then its exit code to the launcher, which exits with it once the child has
 ended (a normal interpreter exit, as dbt's own) and forwards SIGINT and SIGTERM to the child (dagster-dbt interrupts a cancelled build with SIGINT); a child
 whose launcher is gone (killed) kills itself. The server and its children stay in the run's
-process group, like the dbt processes they replace.
+process group, like the dbt processes they replace. Asked to (`DbtZygote(warm=...)`, as the
+run does), the server first warms up with one `dbt parse` in itself (`_warm_up`), so that the
+builds forked from it also skip dbt's first-use work (docs/benchmarks.md, eleventh session).
 
 Whenever the server cannot be reached (not started, gone, refused) the launcher becomes the
 installed `dbt` (exec): same arguments, same streams, only slower. The server exits when the
