@@ -83,17 +83,11 @@ PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 _PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
 
 
-def ensure_manifest(
-    force: bool = False,
-    vars_arg: list[str] | None = None,
-    warehouse: Path | None = None,
-) -> Path:
+def ensure_manifest(force: bool = False, vars_arg: list[str] | None = None) -> Path:
     """dagster-dbt needs target/manifest.json before the definitions load.
 
     `vars_arg` (`--vars JSON`) should be the one the run's dbt builds pass: dbt keeps its
     partial-parse state only for the same vars, so the builds then skip a full re-parse.
-    With `warehouse` (the profile's path for this parse), dbt's partial-parse state saved for
-    that warehouse is used and saved again (PARTIAL_PARSE_FILE in its state directory).
 
     The parse runs in this process (dbt's own API): a `dbt parse` child spent about 2 s of its
     2.5-5 s importing dbt again, which this process has already imported (dagster-dbt). Nothing
@@ -101,7 +95,7 @@ def ensure_manifest(
     (and everything when the vars, the profile or an env var it reads changed)."""
     manifest = project.dbt_project.manifest_path
     if force or not manifest.exists():
-        parse_manifest(vars_arg or [], warehouse)
+        parse_manifest(vars_arg or [])
     return manifest
 
 
@@ -112,11 +106,17 @@ def _copy_atomically(source: Path, destination: Path) -> None:
     os.replace(partial, destination)
 
 
+def saved_parse_state(warehouse: Path) -> Path:
+    """Where dbt's partial-parse state for `warehouse` is kept between runs."""
+    return project.state_dir(warehouse) / PARTIAL_PARSE_FILE
+
+
 def parse_manifest(vars_arg: list[str], warehouse: Path | None = None) -> str:
     """Parse the project into target/manifest.json; "partial" when dbt reused its saved
-    parse state, "full" when it parsed every file (docs/operations.md)."""
+    parse state, "full" when it parsed every file (docs/operations.md). With `warehouse` (the
+    profile's path for this parse), the state saved for it is used and saved again."""
     target_state = project.dbt_project.manifest_path.parent / PARTIAL_PARSE_FILE
-    stored = None if warehouse is None else project.state_dir(warehouse) / PARTIAL_PARSE_FILE
+    stored = None if warehouse is None else saved_parse_state(warehouse)
     if stored is not None and stored.exists():
         _copy_atomically(stored, target_state)
     kind = _dbt_parse_in_process(vars_arg)
@@ -298,13 +298,20 @@ def _run_locked(
 ) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
     os.environ["RINGLEDGER_ENGINE"] = engine
-    warm = {
-        "vars": json.dumps(load_config(config_dir).dbt_vars()),
-        "state": str(project.state_dir(Path(warehouse)) / PARTIAL_PARSE_FILE),
-    }
+    # the builds' --vars: the parse and the fork server's warm-up take the same
+    vars_json = json.dumps(load_config(config_dir).dbt_vars())
+    warm = {"vars": vars_json, "state": str(saved_parse_state(Path(warehouse)))}
     with _dbt_fork_server(warm) as dbt_executable:
         return _run_with_dbt(
-            landing, warehouse, marts, config_dir, log_level, outcome, engine, dbt_executable
+            landing,
+            warehouse,
+            marts,
+            config_dir,
+            log_level,
+            outcome,
+            engine,
+            dbt_executable,
+            vars_json,
         )
 
 
@@ -345,14 +352,13 @@ def _run_with_dbt(
     outcome: RunOutcome,
     engine: str,
     dbt_executable: str | None,
+    vars_json: str,
 ) -> RunOutcome:
     outcome.dbt_fork_server = dbt_executable is not None
     # the manifest must match the project as it is now (models may have been edited)
     # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
     started = time.perf_counter()
-    outcome.dbt_parse = parse_manifest(
-        ["--vars", json.dumps(load_config(config_dir).dbt_vars())], warehouse
-    )
+    outcome.dbt_parse = parse_manifest(["--vars", vars_json], warehouse)
     outcome.step_seconds["dbt_parse"] = time.perf_counter() - started
     from dagster import DagsterInstance
 

@@ -258,7 +258,7 @@ def test_a_warehouse_keeps_its_dbt_parse_state_across_parses_for_others(tmp_path
     """dbt's partial-parse state is keyed on the profile, which holds the warehouse path: a
     parse for another warehouse in between (the test suite, a benchmark, `dagster dev`) must
     not make the next run's parse of this warehouse a full one."""
-    from orchestration import project, runner
+    from orchestration import runner
     from orchestration.config import load_config
 
     vars_arg = ["--vars", json.dumps(load_config(None).dbt_vars())]
@@ -268,7 +268,7 @@ def test_a_warehouse_keeps_its_dbt_parse_state_across_parses_for_others(tmp_path
         monkeypatch.setenv("RINGLEDGER_WAREHOUSE", str(warehouse))
         kinds.append(runner.parse_manifest(vars_arg, warehouse))
     assert kinds == ["full", "full", "partial"]
-    assert (project.state_dir(second) / runner.PARTIAL_PARSE_FILE).is_file()
+    assert runner.saved_parse_state(second).is_file()
 
 
 def _target_dir(root: Path, name: str, dir_age: float, log_age: float | None, now: float) -> Path:
