@@ -25,6 +25,7 @@ import phonenumbers
 
 from orchestration.config import ConfigError
 from orchestration.phoneparse import e164_or_none as _e164_or_none
+from orchestration.phoneparse import is_valid as _is_valid
 
 UTF8_BOM = b"\xef\xbb\xbf"
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class PhoneNormalizer:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
             return (None, False, False, self.hmac_hex(text), digits)
-        if not phonenumbers.is_valid_number(number) or _has_letters(text):
+        if not _is_valid(number) or _has_letters(text):
             return (None, False, False, self.hmac_hex(text), digits)
         e164 = phonenumbers.format_number(number, _E164)  # E.164 never carries the extension
         return (e164, True, False, self.e164_hmac(e164), digits)
