@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -42,6 +43,12 @@ REAL_DBT_ENV = "RINGLEDGER_DBT_ZYGOTE_REAL_DBT"
 WARM_ENV = "RINGLEDGER_DBT_ZYGOTE_WARM"
 # written in the server's directory once its warm-up is over: "ok" or what went wrong
 WARM_DONE = "warm-up.done"
+# the warm-up's own target directory (in the server's directory): its manifest.json and
+# partial_parse.msgpack, and PARSE_KIND ("full" or "partial")
+WARM_TARGET = "warm-up"
+PARSE_KIND = "parse.kind"
+# dbt's events that say a parse reused its saved state
+PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
 # what the children inherit: dbt's command line, the adapters' plugins and the build task
 PRELOADED = (
     "dbt.cli.main",
@@ -180,14 +187,23 @@ def _warm_up(directory: Path, warm: dict) -> str:
     mashumaro generates for the manifest's classes (reading the partial-parse state). A
     forked build's time before its first node: ~2.0 s → ~1.0 s (docs/benchmarks.md).
 
-    Nothing of the project is written: the parse reads a copy of the warehouse's saved parse
-    state (`warm["state"]`, when there is one) and writes into the server's directory, logs
-    nothing, writes no manifest. Its adapter is unregistered afterwards (a parse opens no
-    connection; its lock's semaphore is released before any fork). Any failure only leaves
-    the builds as slow as without it."""
+    It is also the run's parse: the runner installs its manifest and parse state in the
+    project's target/ once the ingest is done (`runner._install_warm_parse`); the builds'
+    own parses then find nothing changed. Nothing of the project is written here: the parse
+    reads a copy of the warehouse's saved parse state (`warm["state"]`, when there is one) and
+    writes into the server's directory (`WARM_TARGET`, with `PARSE_KIND`), logs nothing. Its
+    adapter is unregistered afterwards (a parse opens no connection; its lock's semaphore is
+    released before any fork). Any failure only leaves the builds as slow as without it, and
+    the runner parses in its own process as it would without the server."""
     outcome = "ok"
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    target = directory / "warm-up"
+    target = directory / WARM_TARGET
+    partial: list[str] = []
+
+    def collect(event) -> None:
+        if event.info.name in PARTIAL_PARSE_EVENTS:
+            partial.append(event.info.name)
+
     try:
         target.mkdir()
         state = warm.get("state")
@@ -197,7 +213,7 @@ def _warm_up(directory: Path, warm: dict) -> str:
         from dbt.adapters.factory import reset_adapters
         from dbt.cli.main import dbtRunner
 
-        result = dbtRunner().invoke(
+        result = dbtRunner(callbacks=[collect]).invoke(
             [
                 "parse",
                 "--project-dir",
@@ -212,7 +228,6 @@ def _warm_up(directory: Path, warm: dict) -> str:
                 "none",
                 "--log-level-file",
                 "none",
-                "--no-write-json",
                 # dbt's static parser (Rust) starts native threads, which a fork does not
                 # carry over: a forked build parsing with it would wait on them forever
                 "--no-static-parser",
@@ -226,6 +241,8 @@ def _warm_up(directory: Path, warm: dict) -> str:
         gc.collect()
         if not result.success:
             outcome = f"dbt parse failed: {result.exception}"
+        else:
+            (target / PARSE_KIND).write_text("partial" if partial else "full")
     except Exception as error:  # noqa: BLE001 - the builds only lose the warm start
         outcome = f"{type(error).__name__}: {error}"
     finally:
@@ -363,6 +380,20 @@ class DbtZygote:
             return (self.directory / WARM_DONE).read_text().strip()
         except OSError:
             return None
+
+    def wait_for_warm_up(self, poll: float = 0.05) -> str | None:
+        """`warm_up_outcome` once the warm-up is over; None at once if the server never
+        started or is gone before writing it."""
+        while True:
+            outcome = self.warm_up_outcome
+            if outcome is not None or self.process is None or self.process.poll() is not None:
+                return outcome
+            time.sleep(poll)
+
+    @property
+    def warm_target(self) -> Path:
+        """The warm-up's target directory: manifest.json, partial_parse.msgpack, PARSE_KIND."""
+        return self.directory / WARM_TARGET
 
     def environment(self) -> dict[str, str]:
         """What the launcher needs in its environment."""

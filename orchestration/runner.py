@@ -15,6 +15,7 @@ import duckdb
 
 from orchestration import project
 from orchestration.config import ConfigError, load_config
+from orchestration.dbt_zygote import PARTIAL_PARSE_EVENTS
 from orchestration.locking import WarehouseLock
 
 # Exit codes of `ringledger run` (inputs-and-outputs.md, Commands).
@@ -79,8 +80,6 @@ def stdout_to_stderr():
 # parse for another warehouse (the test suite, `dagster dev`, a benchmark) re-parses only what
 # changed instead of the whole project
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
-# dbt's events that say the parse reused its saved state
-_PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
 
 
 def ensure_manifest(force: bool = False, vars_arg: list[str] | None = None) -> Path:
@@ -134,7 +133,7 @@ def _dbt_parse_in_process(vars_arg: list[str]) -> str:
     def collect(event) -> None:
         if event.info.level == "error":
             errors.append(event.info.msg)
-        if event.info.name in _PARTIAL_PARSE_EVENTS:
+        if event.info.name in PARTIAL_PARSE_EVENTS:
             partial.append(event.info.name)
 
     saved = dict(os.environ)
@@ -298,30 +297,22 @@ def _run_locked(
 ) -> RunOutcome:
     os.environ["RINGLEDGER_WAREHOUSE"] = str(warehouse)
     os.environ["RINGLEDGER_ENGINE"] = engine
-    # the builds' --vars: the parse and the fork server's warm-up take the same
+    # the builds' --vars: the parse (the fork server's warm-up, or this process's) takes the same
     vars_json = json.dumps(load_config(config_dir).dbt_vars())
     warm = {"vars": vars_json, "state": str(saved_parse_state(Path(warehouse)))}
-    with _dbt_fork_server(warm) as dbt_executable:
+    with _dbt_fork_server(warm) as zygote:
         return _run_with_dbt(
-            landing,
-            warehouse,
-            marts,
-            config_dir,
-            log_level,
-            outcome,
-            engine,
-            dbt_executable,
-            vars_json,
+            landing, warehouse, marts, config_dir, log_level, outcome, engine, zygote, vars_json
         )
 
 
 @contextmanager
 def _dbt_fork_server(warm: dict | None = None):
-    """The run's dbt fork server (orchestration/dbt_zygote.py), started before the parse so
-    that its imports and its warm-up (`warm`: the run's vars and the warehouse's saved parse
-    state) overlap the parse and the ingest: yields the launcher to run as dbt, None when
+    """The run's dbt fork server (orchestration/dbt_zygote.py), started first so that its
+    imports and its warm-up (`warm`: the run's vars and the warehouse's saved parse state; the
+    run's parse) overlap the ingest: yields the `DbtZygote`, None when
     RINGLEDGER_DBT_FORK_SERVER=0 or not on Linux (each build then starts dbt afresh, as
-    `dagster dev` does)."""
+    `dagster dev` does, and the run parses in this process)."""
     if os.environ.get(FORK_SERVER_ENV, "1") == "0" or not sys.platform.startswith("linux"):
         yield None  # fork() is safe to rely on here on Linux only (macOS: system libraries)
         return
@@ -336,11 +327,46 @@ def _dbt_fork_server(warm: dict | None = None):
     added = zygote.environment()
     os.environ.update(added)  # dagster-dbt runs dbt with this process's environment
     try:
-        yield zygote.executable
+        yield zygote
     finally:
         for name in added:
             os.environ.pop(name, None)
         zygote.close()
+
+
+def _install_warm_parse(zygote, warehouse: Path) -> str | None:
+    """The fork server's warm-up parse as the run's: its manifest.json and parse state copied
+    into target/ (and the state saved for the warehouse, as `parse_manifest` does). Returns
+    its kind ("full"/"partial"), None when there is none to take (no server, warm-up failed
+    or discarded): the run then parses in this process.
+
+    Same parse as `parse_manifest`'s: the run's vars and profile (RINGLEDGER_WAREHOUSE), a
+    copy of the warehouse's saved state, the project as it is now; it started with the run,
+    before the ingest. Only dbt's static parser is off in it (its native threads do not
+    survive a fork), which yields the same manifest (compared: every node, source, macro,
+    exposure and unit test equal but for `created_at`)."""
+    from orchestration.dbt_zygote import PARSE_KIND
+
+    if zygote is None or zygote.wait_for_warm_up() != "ok":
+        return None
+    warm = zygote.warm_target
+    files = [warm / "manifest.json", warm / PARTIAL_PARSE_FILE, warm / PARSE_KIND]
+    if not all(path.is_file() for path in files):
+        return None
+    target = project.dbt_project.manifest_path.parent
+    _copy_atomically(warm / PARTIAL_PARSE_FILE, target / PARTIAL_PARSE_FILE)
+    _copy_atomically(warm / "manifest.json", project.dbt_project.manifest_path)
+    _copy_atomically(warm / PARTIAL_PARSE_FILE, saved_parse_state(warehouse))
+    return (warm / PARSE_KIND).read_text().strip()
+
+
+def _execute(instance, definitions, job_name: str, resources: dict, log_level: str):
+    return definitions.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        resources=resources,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
 
 
 def _run_with_dbt(
@@ -351,42 +377,61 @@ def _run_with_dbt(
     log_level,
     outcome: RunOutcome,
     engine: str,
-    dbt_executable: str | None,
+    zygote,
     vars_json: str,
 ) -> RunOutcome:
-    outcome.dbt_fork_server = dbt_executable is not None
-    # the manifest must match the project as it is now (models may have been edited)
-    # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
-    started = time.perf_counter()
-    outcome.dbt_parse = parse_manifest(["--vars", vars_json], warehouse)
-    outcome.step_seconds["dbt_parse"] = time.perf_counter() - started
+    """Two Dagster runs of the everything job's steps, in its order: the ingest (whose asset
+    needs no manifest) while the fork server parses the project, then the rest once the
+    parse is installed (dagster-dbt's assets are defined from target/manifest.json).
+    docs/operations.md, "What a run does"."""
+    outcome.dbt_fork_server = zygote is not None
     from dagster import DagsterInstance
 
-    from orchestration.definitions import defs
+    from orchestration.jobs import ingest_only_definitions
     from orchestration.resources import WarehouseResource, dbt_resource
 
     before = _max_load_seq(warehouse)
-    resources = {
-        "dbt": dbt_resource(dbt_executable),
-        "warehouse": WarehouseResource(
-            landing_dir=str(landing),
-            warehouse=str(warehouse),
-            marts=str(marts),
-            config_dir=str(config_dir.resolve()) if config_dir else "",
-            engine=engine,
-        ),
-    }
+    warehouse_resource = WarehouseResource(
+        landing_dir=str(landing),
+        warehouse=str(warehouse),
+        marts=str(marts),
+        config_dir=str(config_dir.resolve()) if config_dir else "",
+        engine=engine,
+    )
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("ringledger_everything").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            resources=resources,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        first = _execute(
+            instance,
+            ingest_only_definitions(),
+            "ringledger_ingest",
+            {"warehouse": warehouse_resource},
+            log_level,
         )
-        outcome.step_seconds.update(_step_seconds(instance, result.run_id))
-        failed_steps = [
-            event for event in result.all_events if event.event_type_value == "STEP_FAILURE"
-        ]
+        results = [first]
+        outcome.step_seconds.update(_step_seconds(instance, first.run_id))
+        if first.success:
+            # the manifest must match the project as it is now (models may have been edited)
+            # with the builds' --vars, so that they reuse this parse (dbt's partial parsing)
+            started = time.perf_counter()
+            kind = _install_warm_parse(zygote, Path(warehouse))
+            outcome.dbt_parse = kind or parse_manifest(["--vars", vars_json], warehouse)
+            outcome.step_seconds["dbt_parse"] = time.perf_counter() - started
+            from orchestration.definitions import defs
+            from orchestration.jobs import after_ingest_definitions
+
+            rest = _execute(
+                instance,
+                after_ingest_definitions(defs),
+                "ringledger_after_ingest",
+                {
+                    "dbt": dbt_resource(zygote.executable if zygote is not None else None),
+                    "warehouse": warehouse_resource,
+                },
+                log_level,
+            )
+            results.append(rest)
+            outcome.step_seconds.update(_step_seconds(instance, rest.run_id))
+        events = [event for result in results for event in result.all_events]
+        failed_steps = [event for event in events if event.event_type_value == "STEP_FAILURE"]
         for event in failed_steps:
             error = event.step_failure_data.error if event.step_failure_data else None
             message = error.message.strip() if error else "step failed"
@@ -397,18 +442,20 @@ def _run_with_dbt(
             event.event_type_value == "ASSET_MATERIALIZATION"
             and event.asset_key is not None
             and event.asset_key.path == ["published_marts"]
-            for event in result.all_events
+            for event in events
         )
+        success = all(result.success for result in results)
+        last_run_id = results[-1].run_id
     outcome.published = published
     outcome.refused_files = _refused_files(warehouse, before)
-    outcome.gate_failures = _gate_failures(warehouse, result.run_id)
+    outcome.gate_failures = _gate_failures(warehouse, last_run_id)
     if outcome.exit_code == EXIT_BUSY:
         return outcome
     gate_steps_only = all("data_quality_gates" in e.step_key for e in failed_steps)
     if outcome.gate_failures and gate_steps_only:
         outcome.exit_code = EXIT_GATE
         outcome.errors = []
-    elif failed_steps or not result.success:
+    elif failed_steps or not success:
         outcome.exit_code = EXIT_ERROR
     elif not published:
         # every step "succeeded" but publication never ran (steps skipped): never report 0

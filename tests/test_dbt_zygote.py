@@ -114,16 +114,16 @@ def test_a_launcher_that_could_not_run_is_not_used(monkeypatch):
     server.close()
     assert not server.directory.exists()
     monkeypatch.delenv(runner.FORK_SERVER_ENV, raising=False)
-    with runner._dbt_fork_server() as executable:
-        assert executable is not None  # this machine: usable
+    with runner._dbt_fork_server() as zygote:
+        assert zygote is not None  # this machine: usable
 
     class Unusable(DbtZygote):
         def __init__(self, real_dbt: str, warm: dict | None = None) -> None:
             super().__init__(real_dbt, interpreter="/opt/my python/bin/python3", warm=warm)
 
     monkeypatch.setattr("orchestration.dbt_zygote.DbtZygote", Unusable)
-    with runner._dbt_fork_server() as executable:
-        assert executable is None
+    with runner._dbt_fork_server() as zygote:
+        assert zygote is None
     assert "RINGLEDGER_DBT_ZYGOTE_SOCKET" not in os.environ
 
 
@@ -138,18 +138,19 @@ def test_the_run_uses_the_fork_server_unless_switched_off(monkeypatch):
     from orchestration import runner
 
     monkeypatch.delenv(runner.FORK_SERVER_ENV, raising=False)
-    with runner._dbt_fork_server() as executable:
-        assert executable is not None and is_launcher(Path(executable))
+    with runner._dbt_fork_server() as zygote:
+        executable = zygote.executable
+        assert is_launcher(Path(executable))
         assert os.environ["RINGLEDGER_DBT_ZYGOTE_SOCKET"].startswith(str(Path(executable).parent))
     assert "RINGLEDGER_DBT_ZYGOTE_SOCKET" not in os.environ
     assert not Path(executable).parent.exists()
     monkeypatch.setenv(runner.FORK_SERVER_ENV, "0")
-    with runner._dbt_fork_server() as executable:
-        assert executable is None
+    with runner._dbt_fork_server() as zygote:
+        assert zygote is None
     monkeypatch.delenv(runner.FORK_SERVER_ENV)
     monkeypatch.setattr(runner.sys, "platform", "darwin")  # Linux only
-    with runner._dbt_fork_server() as executable:
-        assert executable is None
+    with runner._dbt_fork_server() as zygote:
+        assert zygote is None
 
 
 def test_a_build_whose_launcher_is_gone_ends(tmp_path):
@@ -213,18 +214,22 @@ def test_the_warm_up_parses_in_the_server_and_writes_nothing_of_the_project(tmp_
     """The server's warm-up is a `dbt parse` in the server itself (its forked builds then skip
     dbt's lazy first-use work): from a copy of the warehouse's saved parse state, writing only
     into the server's directory."""
-    state = tmp_path / "partial_parse.msgpack"
-    saved = project.REPO_ROOT / "target" / "partial_parse.msgpack"
-    if saved.exists():
-        state.write_bytes(saved.read_bytes())
     before = _project_files()
-    with DbtZygote(dbt_executable(), warm=_warm(state)) as server:
-        _wait_for(server, warmed=True)
-        assert server.warm_up_outcome == "ok"
-        written = {path.name for path in (server.directory / "warm-up").iterdir()}
-        assert "manifest.json" not in written  # --no-write-json
-        assert _project_files() == before
-    assert not server.directory.exists()
+    # no saved state (a new warehouse): a full parse; its state, saved, makes the next partial
+    state = tmp_path / "partial_parse.msgpack"
+    for expected in ("full", "partial"):
+        with DbtZygote(dbt_executable(), warm=_warm(state)) as server:
+            _wait_for(server, warmed=True)
+            assert server.wait_for_warm_up() == "ok"
+            written = {path.name for path in server.warm_target.iterdir()}
+            # what the run installs in target/ (runner._install_warm_parse)
+            assert {"manifest.json", "partial_parse.msgpack", "parse.kind"} <= written
+            assert (server.warm_target / "parse.kind").read_text() == expected
+            manifest = json.loads((server.warm_target / "manifest.json").read_text())
+            assert "model.ringledger.fct_missed_call_episodes" in manifest["nodes"]
+            state.write_bytes((server.warm_target / "partial_parse.msgpack").read_bytes())
+            assert _project_files() == before
+        assert not server.directory.exists()
 
 
 def test_a_failed_warm_up_leaves_the_server_serving(tmp_path):
