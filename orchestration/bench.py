@@ -4,8 +4,9 @@
 cache directory, runs the whole pipeline in-process on a fresh warehouse, and measures:
 
 - wall time of the run and of each stage (from the Dagster step events: ingest, dbt build of
-  the models and of the marts, gates, publish, report; `dbt_parse` is the manifest refresh
-  before the run, `overhead` the rest: Dagster start-up, definitions, event log);
+  the models and of the marts, gates, publish, report; `dbt_parse` is the wait for the run's
+  dbt parse between the ingest and the rest (the parse overlaps the ingest), `overhead` the
+  rest: Dagster start-up, definitions, event log);
 - peak resident memory of the whole process tree (this process and every descendant, such
   as dbt), sampled from /proc every 0.2 s in a thread;
 - legs per second, and the ratio of the run to a bare DuckDB scan of the same landing files

@@ -52,7 +52,7 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     marts_path: Path | None = None
     warehouse_path: Path | None = None
-    # wall seconds per Dagster step (and `dbt_parse`, the manifest refresh before the run)
+    # wall seconds per Dagster step (and `dbt_parse`: getting the manifest after the ingest)
     step_seconds: dict[str, float] = field(default_factory=dict)
     # whether the run's dbt builds were forked from its dbt server (orchestration/dbt_zygote.py)
     dbt_fork_server: bool = False
@@ -383,7 +383,7 @@ def _run_with_dbt(
     """Two Dagster runs of the everything job's steps, in its order: the ingest (whose asset
     needs no manifest) while the fork server parses the project, then the rest once the
     parse is installed (dagster-dbt's assets are defined from target/manifest.json).
-    docs/operations.md, "What a run does"."""
+    docs/operations.md (the fork server's warm-up)."""
     outcome.dbt_fork_server = zygote is not None
     from dagster import DagsterInstance
 
