@@ -293,6 +293,10 @@ def serve(path: str, preload: tuple[str, ...] = PRELOADED) -> None:
             # afresh, without the warm-up (the builds waiting see the connection close and
             # run the installed dbt)
             os.execv(sys.executable, [sys.executable, *_SERVER_ARGS, path])
+    # what the server holds now (dbt imported, warmed up) moves to the collector's permanent
+    # generation: a forked build's collections then skip it instead of walking (and, writing
+    # their headers, copying) the inherited pages
+    gc.freeze()
     listener.settimeout(1.0)
     while os.getppid() == parent:
         try:
