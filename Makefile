@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint dev validate clean bench
+.PHONY: install demo test test-fast lint dev validate clean bench bench-day
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ test-fast: install
 # figures to benchmarks/results.jsonl.
 bench: install
 	$(BIN)/ringledger bench --legs 1000000
+
+# Issue 7's daily load: a year of 10M legs built without its last day, then that day added
+# and run again; the line records the day's time and its share of the full build.
+bench-day: install
+	$(BIN)/ringledger bench --legs 10000000 --day
 
 lint: install
 	$(BIN)/ruff check orchestration tests

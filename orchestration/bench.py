@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -276,6 +276,58 @@ class BenchResult:
     workdir: Path | None
 
 
+@dataclass
+class _Measured:
+    """One `run_pipeline` call as the benchmark measured it."""
+
+    outcome: object  # runner.RunOutcome
+    wall: float
+    peak_rss: int
+    cpu: dict | None
+    stages: dict[str, float]
+
+
+def _measured_run(landing: Path, warehouse: Path, marts: Path) -> _Measured:
+    from orchestration.runner import run_pipeline
+
+    with TreeMemory() as memory:
+        cpu_before = cpu_times()
+        started = time.perf_counter()
+        outcome = run_pipeline(landing, warehouse, marts)
+        wall = time.perf_counter() - started
+        cpu_after = cpu_times()
+    stages = {
+        stage: round(sum(outcome.step_seconds.get(step, 0.0) for step in steps), 2)
+        for stage, steps in STAGES.items()
+    }
+    stages["overhead"] = round(max(0.0, wall - sum(stages.values())), 2)
+    return _Measured(outcome, wall, memory.peak, cpu_shares(cpu_before, cpu_after), stages)
+
+
+def _run_fields(run: _Measured) -> dict:
+    """The fields of a record that describe one measured run."""
+    return {
+        "exit_code": run.outcome.exit_code,
+        "errors": run.outcome.errors[:3],
+        "wall_seconds": round(run.wall, 2),
+        "stages": run.stages,
+        "steps": {k: round(v, 2) for k, v in run.outcome.step_seconds.items()},
+        "peak_rss_mb": round(run.peak_rss / 1e6, 1),
+        "cpu_shares": run.cpu,
+        # whether the dbt builds were forked from the run's dbt server (docs/operations.md)
+        "dbt_fork_server": run.outcome.dbt_fork_server,
+        # "full" on a new warehouse: no dbt parse state saved for it (docs/operations.md)
+        "dbt_parse": run.outcome.dbt_parse,
+    }
+
+
+def _append(record: dict, results_file: Path | None) -> None:
+    if results_file is not None:
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        with results_file.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
 def run_benchmark(
     legs: int,
     cache: Path | None = None,
@@ -284,8 +336,6 @@ def run_benchmark(
     progress: bool = False,
 ) -> BenchResult:
     """Generate (once), run the pipeline on a fresh warehouse, measure, append a JSON line."""
-    from orchestration.runner import run_pipeline
-
     landing, summary = ensure_landing(legs, cache, progress=progress)
     # other work on the machine skews every figure: record the load around the run
     load_before = list(os.getloadavg())
@@ -293,42 +343,26 @@ def run_benchmark(
     entity_seconds, _ = entity_scan(landing)
     workdir = Path(tempfile.mkdtemp(prefix="ringledger-bench-"))
     warehouse = workdir / "warehouse.duckdb"
-    marts = workdir / "ringledger.duckdb"
     try:
-        with TreeMemory() as memory:
-            cpu_before = cpu_times()
-            started = time.perf_counter()
-            outcome = run_pipeline(landing, warehouse, marts)
-            wall = time.perf_counter() - started
-            cpu_after = cpu_times()
+        run = _measured_run(landing, warehouse, workdir / "ringledger.duckdb")
         raw_rows = _raw_counts(warehouse)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    stages = {
-        stage: round(sum(outcome.step_seconds.get(step, 0.0) for step in steps), 2)
-        for stage, steps in STAGES.items()
-    }
-    stages["overhead"] = round(max(0.0, wall - sum(stages.values())), 2)
     generated_legs = int(summary["legs"])
+    wall = run.wall
     record = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "full",
         "legs_requested": legs,
         "legs": generated_legs,
-        "crm_rows": sum(
-            int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms")
-        ),
+        "crm_rows": _crm_rows(summary),
         "landing_rows": scan_rows,
         "landing_mb": round(sum(p.stat().st_size for p in landing_files(landing)) / 1e6, 1),
         "files": int(summary["files"]),
         "days": summary["plan"]["days"],
         "calls_per_day": summary["plan"]["calls_per_day"],
-        "exit_code": outcome.exit_code,
-        "errors": outcome.errors[:3],
-        "wall_seconds": round(wall, 2),
-        "stages": stages,
-        "steps": {k: round(v, 2) for k, v in outcome.step_seconds.items()},
-        "peak_rss_mb": round(memory.peak / 1e6, 1),
+        **_run_fields(run),
         "legs_per_second": round(generated_legs / wall, 1) if wall else None,
         "bare_scan_seconds": round(scan_seconds, 3),
         "ratio_to_bare_scan": round(wall / scan_seconds, 1) if scan_seconds else None,
@@ -337,30 +371,130 @@ def run_benchmark(
         "raw_telephony_legs": raw_rows.get("telephony_legs"),
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
-        "cpu_shares": cpu_shares(cpu_before, cpu_after),
-        # whether the dbt builds were forked from the run's dbt server (docs/operations.md)
-        "dbt_fork_server": outcome.dbt_fork_server,
-        # "full": the benchmark's new warehouse has no saved dbt parse state (docs/operations.md)
-        "dbt_parse": outcome.dbt_parse,
         "git_commit": _git_commit(),
         "machine": machine(),
     }
-    if results_file is not None:
-        results_file.parent.mkdir(parents=True, exist_ok=True)
-        with results_file.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+    _append(record, results_file)
     return BenchResult(record, workdir if keep else None)
 
 
-def _raw_counts(warehouse: Path) -> dict[str, int]:
+# -- the incremental day ----------------------------------------------------------------------
+
+
+def last_day_files(landing: Path, summary: dict) -> list[Path]:
+    """The generation's files of its last day: the generator names each daily telephony
+    export and the CRM exports written on a day after that day (`..._<YYYY-MM-DD>.csv`)."""
+    start = date.fromisoformat(summary["plan"]["start"])
+    last = (start + timedelta(days=int(summary["plan"]["days"]) - 1)).isoformat()
+    return [path for path in landing_files(landing) if last in path.name]
+
+
+def _link(files: list[Path], source: Path, target: Path) -> None:
+    """Hard links of `files` (under `source`) at the same places under `target` (copies
+    where the file system refuses links): the cache's files are not copied or touched."""
+    for path in files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
+
+
+def run_day_benchmark(
+    legs: int,
+    cache: Path | None = None,
+    keep: bool = False,
+    results_file: Path | None = RESULTS_FILE,
+    progress: bool = False,
+) -> BenchResult:
+    """The incremental daily load (issue 7: a new day in at most 10% of a full build): a
+    full run on every file of the generation but its last day's, then that day's files added
+    to the landing directory and the pipeline run again on the same warehouse. Both are
+    timed; the JSON line describes the day's run, with the full run's figures and
+    `day_share` (the day's wall time over the full run's)."""
+    landing, summary = ensure_landing(legs, cache, progress=progress)
+    day_files = last_day_files(landing, summary)
+    if not day_files:
+        raise ValueError(f"no file of the generation's last day in {landing}")
+    before = [path for path in landing_files(landing) if path not in set(day_files)]
+    load_before = list(os.getloadavg())
+    workdir = Path(tempfile.mkdtemp(prefix="ringledger-bench-day-"))
+    staged = workdir / "landing"
+    warehouse = workdir / "warehouse.duckdb"
+    marts = workdir / "ringledger.duckdb"
+    try:
+        _link(before, landing, staged)
+        full = _measured_run(staged, warehouse, marts)
+        files_before = _loaded_files(warehouse)
+        day = None
+        if full.outcome.exit_code in (0, 4):
+            _link(day_files, landing, staged)
+            day = _measured_run(staged, warehouse, marts)
+        files_after = _loaded_files(warehouse)
+        publish_mode = _publish_mode(warehouse)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    fields = _run_fields(day or full)
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "day",
+        "legs_requested": legs,
+        "legs": int(summary["legs"]),
+        "crm_rows": _crm_rows(summary),
+        "files": int(summary["files"]),
+        "days": summary["plan"]["days"],
+        "calls_per_day": summary["plan"]["calls_per_day"],
+        "day_files": len(day_files),
+        **fields,
+        "day_share": round(day.wall / full.wall, 3) if day and full.wall else None,
+        # what the day's run did: the files its ingest loaded, how it published
+        "day_files_loaded": files_after - files_before if day else 0,
+        "day_publish_mode": publish_mode if day else None,
+        "full_exit_code": full.outcome.exit_code,
+        "full_wall_seconds": round(full.wall, 2),
+        "full_stages": full.stages,
+        "full_peak_rss_mb": round(full.peak_rss / 1e6, 1),
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
+        "git_commit": _git_commit(),
+        "machine": machine(),
+    }
+    if day is None:
+        record["exit_code"] = full.outcome.exit_code
+    _append(record, results_file)
+    return BenchResult(record, workdir if keep else None)
+
+
+def _crm_rows(summary: dict) -> int:
+    return sum(int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms"))
+
+
+def _loaded_files(warehouse: Path) -> int:
+    """Files the warehouse's ledger holds a load of."""
+    return _scalar(warehouse, "select count(distinct file) from raw.load_ledger") or 0
+
+
+def _publish_mode(warehouse: Path) -> str | None:
+    """How the warehouse last published its marts: 'full' or 'delta' (publish.py)."""
+    return _scalar(warehouse, "select mode from raw.publish_state where name = 'published'")
+
+
+def _scalar(warehouse: Path, sql: str):
     if not warehouse.exists():
-        return {}
+        return None
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            (legs,) = con.execute("select count(*) from raw.telephony_legs").fetchone()
-        return {"telephony_legs": int(legs)}
+            row = con.execute(sql).fetchone()
+        return row[0] if row else None
     except duckdb.Error:
-        return {}
+        return None
+
+
+def _raw_counts(warehouse: Path) -> dict[str, int]:
+    legs = _scalar(warehouse, "select count(*) from raw.telephony_legs")
+    return {} if legs is None else {"telephony_legs": int(legs)}
 
 
 def _git_commit() -> str | None:
@@ -379,10 +513,17 @@ def format_table(record: dict):
     from rich.table import Table
 
     wall = record["wall_seconds"]
+    day = record.get("mode") == "day"
+    what = (
+        f"the last day's {record['day_files']} files added to a warehouse holding the other "
+        f"{record['days'] - 1} days"
+        if day
+        else f"{record['files']} files"
+    )
     table = Table(
         title=(
             f"ringledger bench: {record['legs']:,} legs, {record['crm_rows']:,} CRM rows, "
-            f"{record['files']} files, exit {record['exit_code']}"
+            f"{what}, exit {record['exit_code']}"
         )
     )
     table.add_column("stage")
@@ -394,6 +535,15 @@ def format_table(record: dict):
     table.add_section()
     table.add_row("wall", f"{wall:.1f}", "100%")
     table.add_row("peak RSS (tree)", f"{record['peak_rss_mb']:,.0f} MB", "")
+    if day:
+        share = record["day_share"]
+        table.add_row(
+            "full build of the other days",
+            f"{record['full_wall_seconds']:.1f}",
+            f"day {share * 100:.1f}%" if share is not None else "-",
+        )
+        table.add_row("day's publish", str(record["day_publish_mode"]), "")
+        return table
     table.add_row("legs / second", f"{record['legs_per_second']:,.0f}", "")
     table.add_row(
         "bare DuckDB scan",

@@ -298,11 +298,15 @@ def report(weeks, marts, out_dir) -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Landing cache directory (default: benchmarks/cache/<legs>).")
 @click.option("--keep", is_flag=True, help="Keep the benchmark's warehouse and marts files.")
-def bench(legs, cache, keep) -> None:
+@click.option("--day", is_flag=True,
+              help="Time the incremental daily load instead: a full run of every day but the "
+              "last, then the last day's files added and run again.")
+def bench(legs, cache, keep, day) -> None:
     """Time a full run on N generated legs: stages, peak memory, ratio to a bare scan."""
-    from orchestration.bench import RESULTS_FILE, format_table, run_benchmark
+    from orchestration.bench import RESULTS_FILE, format_table, run_benchmark, run_day_benchmark
 
-    result = run_benchmark(legs, cache=cache, keep=keep, progress=True)
+    measure = run_day_benchmark if day else run_benchmark
+    result = measure(legs, cache=cache, keep=keep, progress=True)
     out.print(format_table(result.record))
     if result.workdir is not None:
         err.print(f"kept the warehouse and marts in {result.workdir}")

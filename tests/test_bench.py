@@ -79,6 +79,48 @@ def test_bench_appends_a_json_line(tmp_path):
     assert marker.stat().st_mtime_ns == before
 
 
+def test_last_day_files_are_the_files_named_with_the_last_date(tmp_path):
+    summary = {"plan": {"start": "2025-01-06", "days": 3}}
+    for rel in (
+        "telephony/calls_2025-01-07.csv",
+        "telephony/calls_2025-01-08.csv",
+        "crm/contacts_2025-01-07.csv",
+        "crm/contacts_2025-01-08.csv",
+        "marketing/tracking_numbers.csv",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    names = sorted(str(p.relative_to(tmp_path)) for p in bench.last_day_files(tmp_path, summary))
+    assert names == ["crm/contacts_2025-01-08.csv", "telephony/calls_2025-01-08.csv"]
+
+
+@pytest.mark.slow
+def test_day_bench_times_the_last_day_on_the_warehouse_of_the_others(tmp_path):
+    results = tmp_path / "results.jsonl"
+    cache = tmp_path / "cache"
+    result = bench.run_day_benchmark(2_000, cache=cache, results_file=results)
+    record = json.loads(results.read_text().splitlines()[0])
+    assert record == result.record and record["mode"] == "day"
+    assert record["full_exit_code"] == 0 and record["exit_code"] == 0, record["errors"]
+    summary = json.loads((cache / "generated.json").read_text())
+    day_files = bench.last_day_files(cache / "landing", summary)
+    assert any(p.parent.name == "telephony" for p in day_files)
+    assert any(p.parent.name == "crm" for p in day_files)
+    # the second run is the day on the first run's warehouse: only its files loaded, the
+    # warehouse's saved dbt parse reused, the marts patched
+    assert record["day_files"] == record["day_files_loaded"] == len(day_files)
+    assert record["dbt_parse"] == "partial"
+    assert record["day_publish_mode"] == "delta"
+    assert record["day_share"] == pytest.approx(
+        record["wall_seconds"] / record["full_wall_seconds"], abs=0.001
+    )
+    assert set(record["stages"]) == set(record["full_stages"]) == {*bench.STAGES, "overhead"}
+    assert record["stages"]["ingest"] > 0 and record["full_stages"]["ingest"] > 0
+    # the cache's files were linked, not moved
+    assert all(path.is_file() for path in day_files)
+    assert len(bench.landing_files(cache / "landing")) == record["files"]
+
+
 def test_cpu_shares_from_proc_stat_lines():
     # user nice system idle iowait irq softirq steal guest guest_nice
     before = bench.cpu_times("cpu  100 0 50 800 10 0 5 35 20 0\ncpu0 50 0 25 400 5 0 2 18 10 0\n")
