@@ -87,10 +87,10 @@ def test_chunks_hand_python_each_phone_key_once(tmp_path, monkeypatch):
     primed: dict[int, list[list[tuple[str, str]]]] = {}  # per normalizer (one per ingest)
     prime_keys = PhoneNormalizer.prime_keys
 
-    def recording(self, keys, workers=None):
+    def recording(self, keys, workers=None, texts=()):
         keys = list(keys)
         primed.setdefault(id(self), []).append(keys)
-        return prime_keys(self, keys, workers)
+        return prime_keys(self, keys, workers, texts)
 
     monkeypatch.setattr(PhoneNormalizer, "prime_keys", recording)
     landing = tmp_path / "landing"
@@ -110,10 +110,10 @@ def test_later_ingests_map_only_the_phone_keys_no_earlier_ingest_mapped(tmp_path
     primed: list[set[str]] = []
     prime_keys = PhoneNormalizer.prime_keys
 
-    def recording(self, keys, workers=None):
+    def recording(self, keys, workers=None, texts=()):
         keys = list(keys)
         primed.append({key for key, _ in keys})
-        return prime_keys(self, keys, workers)
+        return prime_keys(self, keys, workers, texts)
 
     monkeypatch.setattr(PhoneNormalizer, "prime_keys", recording)
     config = load_config()
@@ -355,6 +355,75 @@ def test_phone_map_equals_the_normalizer(region):
     }
     reference = PhoneNormalizer(KEY, markers)
     assert got == {raw: reference(raw, region) for raw in raws}
+
+
+# Values without a canonical key that phonenumbers reads as written (an extension, other
+# symbols), and two with letters outside an extension (invalid unread).
+AS_WRITTEN = [
+    "212-555-0123 x12",
+    "(212) 555-0123 ext. 45",
+    "212-555-0123;ext=9",
+    "+1 212 555 0123 #7",
+    "212/555/0123",
+    "555-0100 x1",
+    "+44 20 7946 0958 x3",
+    "020 7946 0958 ext 2",
+    "1-800-FLOWERS x5",
+    "212-555-CALL",
+]
+WITH_LETTERS = {"1-800-FLOWERS x5", "212-555-CALL"}
+
+
+@pytest.mark.parametrize("region", ["US", "GB"])
+def test_phone_map_parses_values_as_written_in_the_keys_round(region, monkeypatch):
+    """The phone map hands the values it parses as written to phonenumbers with the keys, in
+    one round (worker processes when many), each once, instead of one by one after it; each
+    value's E.164 is phonenumbers' own (without the extension), letters make it invalid."""
+    import phonenumbers
+
+    from orchestration.ingest import normalize
+    from orchestration.phoneparse import e164_or_none
+
+    batches: list[list[tuple[str, str]]] = []
+
+    def recording(items, workers=None):
+        batches.append(list(items))
+        return [e164_or_none(key, reg) for key, reg in items]
+
+    def unexpected(key, reg):
+        raise AssertionError(f"{key!r} parsed outside the keys' round")
+
+    monkeypatch.setattr(normalize, "parse_e164_many", recording)
+    monkeypatch.setattr(normalize, "_e164_or_none", unexpected)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE pairs (raw VARCHAR, region VARCHAR)")
+    con.executemany("INSERT INTO pairs VALUES (?, ?)", [[raw, region] for raw in AS_WRITTEN])
+    phones = PhoneNormalizer(KEY, load_config().unknown_markers)
+    build_phone_map(con, "SELECT raw, region FROM pairs", phones, "phone_map")
+    sent = [text for batch in batches for text, _ in batch]
+    assert sorted(sent) == sorted(set(AS_WRITTEN) - WITH_LETTERS)
+    got = dict(con.execute("SELECT raw, e164 FROM phone_map").fetchall())
+    for raw in AS_WRITTEN:
+        number = None
+        if raw not in WITH_LETTERS:
+            try:
+                number = phonenumbers.parse(raw, region)
+            except phonenumbers.NumberParseException:
+                pass
+        expected = (
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if number is not None and phonenumbers.is_valid_number(number)
+            else None
+        )
+        assert got[raw] == expected, raw
+    assert got["212-555-0123 x12"] == ("+12125550123" if region == "US" else None)
+    assert got["+44 20 7946 0958 x3"] == "+442079460958"
+    # the row reader's normalizer takes the parsed values too (prime), nothing parsed again
+    reader = PhoneNormalizer(KEY, load_config().unknown_markers)
+    batches.clear()
+    reader.prime([(raw, region) for raw in AS_WRITTEN])
+    assert {reader(raw, region)[0] for raw in AS_WRITTEN} == set(got.values())
+    assert sorted(text for batch in batches for text, _ in batch) == sorted(sent)
 
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):

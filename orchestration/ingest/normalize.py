@@ -21,11 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 
 from orchestration.config import ConfigError
 from orchestration.phoneparse import e164_or_none as _e164_or_none
-from orchestration.phoneparse import is_valid as _is_valid
 
 UTF8_BOM = b"\xef\xbb\xbf"
 log = logging.getLogger(__name__)
@@ -70,7 +68,6 @@ def decode_text(data: bytes) -> tuple[str, str]:
 # -- phone numbers ------------------------------------------------------------------------
 
 _DIGITS = frozenset("0123456789")
-_E164 = phonenumbers.PhoneNumberFormat.E164
 
 PhoneValues = tuple[str | None, bool, bool, str | None, int]
 # A trailing extension (`x123`, `ext. 4`, `extension 4`, `#4`, `;ext=4`): its letters are allowed.
@@ -93,6 +90,8 @@ class PhoneNormalizer:
         self._cache: dict[tuple[str, str], PhoneValues] = {}
         # (canonical key, region) -> E.164 or None (invalid); E.164 -> its HMAC
         self._by_key: dict[tuple[str, str], str | None] = {}
+        # (stripped text, region) -> E.164 or None, for values parsed as written (`prime_keys`)
+        self._by_text: dict[tuple[str, str], str | None] = {}
         self._hmacs: dict[str, str] = {}
 
     def hmac_hex(self, text: str) -> str:
@@ -114,31 +113,56 @@ class PhoneNormalizer:
 
     def prime(self, values: Iterable[tuple[str, str]], workers: int | None = None) -> int:
         """Warm the cache for many `(raw, region)` values at once: the distinct canonical keys
-        not seen yet are parsed in a pool of processes when there are many. A pure speed-up:
-        every value missed here is normalized on first use. Returns the keys parsed."""
-        todo: dict[tuple[str, str], None] = {}
-        markers = self._markers
+        not seen yet, and the values parsed as written (`as_written`), are parsed in a pool of
+        processes when there are many. A pure speed-up: every value missed here is normalized
+        on first use. Returns how many went to phonenumbers."""
+        values = [
+            (raw, region) for raw, region in values if raw and (raw, region) not in self._cache
+        ]
+        keys: dict[tuple[str, str], None] = {}
         for raw, region in values:
-            if (raw, region) in self._cache or not raw:
+            text = raw.strip()
+            if text and text.lower() not in self._markers:
+                key = canonical_phone_key(text)
+                if key is not None:
+                    keys[(key, region)] = None
+        return self.prime_keys(keys, workers, texts=self.as_written(values))
+
+    def as_written(self, values: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`(stripped text, region)` of the values among `values` that `__call__` would hand
+        to phonenumbers as written (not blank, not a marker, no canonical key: an extension,
+        other symbols; no letters outside an extension, which make a number invalid unread)
+        and has not normalized yet: for `prime_keys(texts=...)`."""
+        out: list[tuple[str, str]] = []
+        for raw, region in values:
+            if not raw or (raw, region) in self._cache:
                 continue
             text = raw.strip()
-            if not text or text.lower() in markers:
+            if not text or text.lower() in self._markers or canonical_phone_key(text) is not None:
                 continue
-            key = canonical_phone_key(text)
-            if key is not None:
-                todo[(key, region)] = None
-        return self.prime_keys(todo, workers)
+            if not _has_letters(text):
+                out.append((text, region))
+        return out
 
-    def prime_keys(self, keys: Iterable[tuple[str, str]], workers: int | None = None) -> int:
-        """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`); returns
-        how many went to phonenumbers.
+    def prime_keys(
+        self,
+        keys: Iterable[tuple[str, str]],
+        workers: int | None = None,
+        texts: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`), and the
+        `(text, region)` values to parse as written (`as_written`) with the first of them,
+        in one round of worker processes; returns how many went to phonenumbers.
 
         Keys without a `+` go first. A `+` key that is exactly the E.164 of a valid number
         found among them needs no parse: a valid number's E.164 parses back to that number
         in any region (the `+` fixes the country), so it is valid with itself as E.164."""
         pending = [pair for pair in dict.fromkeys(keys) if pair not in self._by_key]
         plain = [pair for pair in pending if not pair[0].startswith("+")]
-        self._by_key.update(zip(plain, parse_e164_many(plain, workers), strict=True))
+        written = [pair for pair in dict.fromkeys(texts) if pair not in self._by_text]
+        parsed = parse_e164_many(plain + written, workers)
+        self._by_key.update(zip(plain, parsed[: len(plain)], strict=True))
+        self._by_text.update(zip(written, parsed[len(plain) :], strict=True))
         valid = {e164 for e164 in self._by_key.values() if e164 is not None}
         plus = []
         for pair in pending:
@@ -148,7 +172,7 @@ class PhoneNormalizer:
                 else:
                     plus.append(pair)
         self._by_key.update(zip(plus, parse_e164_many(plus, workers), strict=True))
-        return len(plain) + len(plus)
+        return len(plain) + len(written) + len(plus)
 
     def e164_of_key(self, key: str, region: str) -> str | None:
         """E.164 of a canonical key read in `region`, None when not a valid number."""
@@ -170,13 +194,15 @@ class PhoneNormalizer:
             if e164 is None:
                 return (None, False, False, self.hmac_hex(text), digits)
             return (e164, True, False, self.e164_hmac(e164), digits)
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
+        # parsed as written (an extension, other symbols): letters outside an extension make
+        # it invalid whatever phonenumbers reads; E.164 never carries the extension
+        if _has_letters(text):
             return (None, False, False, self.hmac_hex(text), digits)
-        if not _is_valid(number) or _has_letters(text):
+        e164 = self._by_text.get((text, region), _UNPARSED)
+        if e164 is _UNPARSED:
+            e164 = _e164_or_none(text, region)
+        if e164 is None:
             return (None, False, False, self.hmac_hex(text), digits)
-        e164 = phonenumbers.format_number(number, _E164)  # E.164 never carries the extension
         return (e164, True, False, self.e164_hmac(e164), digits)
 
     def e164_hmac(self, e164: str) -> str:
@@ -187,6 +213,7 @@ class PhoneNormalizer:
         return key
 
 
+_UNPARSED = object()  # not in PhoneNormalizer._by_text
 # Characters that only format a number: text made of digits, these and at most one leading
 # '+' parses to the same number as its digits alone (with the '+').
 _FORMATTING = frozenset("0123456789()-. ")

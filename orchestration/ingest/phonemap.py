@@ -12,6 +12,8 @@ sees each distinct canonical key once:
 - Python turns each distinct `(key, region)` into its E.164 with the normalizer's own cache
   and parser (`phonenumbers`, in worker processes when there are many), and computes the
   HMAC of each distinct E.164 (valid) or trimmed text (invalid), as `PhoneNormalizer` does.
+  The values without a key that the normalizer parses as written (extensions) are parsed in
+  the same round of workers as the keys (`PhoneNormalizer.as_written`).
 
 The result equals `PhoneNormalizer` value for value (`tests/test_fastpath.py` checks both on
 edge cases and generated data).
@@ -125,11 +127,15 @@ def build_phone_map(
         f"ANTI JOIN {seen} AS s ON s.canon = k.canon AND s.region = k.region "
         "WHERE k.canon IS NOT NULL"
     ).fetchall()
+    # values without a key (extensions, other symbols, markers, blanks): the normalizer's;
+    # those it parses as written go to phonenumbers in the keys' round of workers
+    others = con.execute(f"SELECT raw, region FROM {keyed} WHERE canon IS NULL").fetchall()
     started = time.perf_counter()
-    parsed = phones.prime_keys(keys)
+    parsed = phones.prime_keys(keys, texts=phones.as_written(others))
     log.info(
-        "phone map: %s distinct keys, %s parsed in %.1f s",
+        "phone map: %s distinct keys, %s values without one, %s parsed in %.1f s",
         len(keys),
+        len(others),
         parsed,
         time.perf_counter() - started,
     )
@@ -168,8 +174,7 @@ def build_phone_map(
                 }
             ),
         )
-        # everything else: the normalizer itself
-        others = con.execute(f"SELECT raw, region FROM {keyed} WHERE canon IS NULL").fetchall()
+        # everything else: the normalizer itself (primed above)
         values = [phones(raw, region) for raw, region in others]
         cols = list(zip(*values, strict=True)) if values else [(), (), (), (), ()]
         others_rel = f"{PREFIX}others"
