@@ -47,6 +47,9 @@ WARM_DONE = "warm-up.done"
 # partial_parse.msgpack, and PARSE_KIND ("full" or "partial")
 WARM_TARGET = "warm-up"
 PARSE_KIND = "parse.kind"
+# how long a run waits for the warm-up's parse (6-10 s at most on the 2-core machine) before
+# it takes it for hung: the server is stopped and the run parses in its own process
+WARM_UP_TIMEOUT_SECONDS = 300.0
 # dbt's events that say a parse reused its saved state
 PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
 # what the children inherit: dbt's command line, the adapters' plugins and the build task
@@ -385,14 +388,31 @@ class DbtZygote:
         except OSError:
             return None
 
-    def wait_for_warm_up(self, poll: float = 0.05) -> str | None:
+    def wait_for_warm_up(self, poll: float = 0.05, timeout: float | None = None) -> str | None:
         """`warm_up_outcome` once the warm-up is over; None at once if the server never
-        started or is gone before writing it."""
+        started or is gone before writing it. After `timeout` seconds without an outcome the
+        server is stopped (`stop_server`: the builds then run the installed dbt through the
+        launcher) and the outcome is "timed out"."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             outcome = self.warm_up_outcome
             if outcome is not None or self.process is None or self.process.poll() is not None:
                 return outcome
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop_server()
+                return "timed out"
             time.sleep(poll)
+
+    def stop_server(self) -> None:
+        """Stop the server but keep the launcher: with nothing listening on its socket, the
+        launcher runs the installed dbt itself."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     @property
     def warm_target(self) -> Path:
@@ -404,13 +424,7 @@ class DbtZygote:
         return {SOCKET_ENV: self.socket_path, REAL_DBT_ENV: self.real_dbt}
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.stop_server()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> DbtZygote:

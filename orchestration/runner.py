@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -17,6 +18,8 @@ from orchestration import project
 from orchestration.config import ConfigError, load_config
 from orchestration.dbt_zygote import PARTIAL_PARSE_EVENTS
 from orchestration.locking import WarehouseLock
+
+log = logging.getLogger(__name__)
 
 # Exit codes of `ringledger run` (inputs-and-outputs.md, Commands).
 EXIT_OK = 0
@@ -345,9 +348,14 @@ def _install_warm_parse(zygote, warehouse: Path) -> str | None:
     before the ingest. Only dbt's static parser is off in it (its native threads do not
     survive a fork), which yields the same manifest (compared: every node, source, macro,
     exposure and unit test equal but for `created_at`)."""
-    from orchestration.dbt_zygote import PARSE_KIND
+    from orchestration.dbt_zygote import PARSE_KIND, WARM_UP_TIMEOUT_SECONDS
 
-    if zygote is None or zygote.wait_for_warm_up() != "ok":
+    if zygote is None:
+        return None
+    outcome = zygote.wait_for_warm_up(timeout=WARM_UP_TIMEOUT_SECONDS)
+    if outcome != "ok":
+        if outcome is not None:
+            log.warning("dbt fork server's warm-up: %s; parsing in this process", outcome)
         return None
     warm = zygote.warm_target
     files = [warm / "manifest.json", warm / PARTIAL_PARSE_FILE, warm / PARSE_KIND]

@@ -250,6 +250,36 @@ def test_without_a_warm_up_request_the_server_does_not_parse():
         assert not (server.directory / "warm-up").exists()
 
 
+def test_a_warm_up_that_never_ends_stops_the_server_and_builds_run_the_installed_dbt(tmp_path):
+    """The run waits for the warm-up at most `timeout` seconds (WARM_UP_TIMEOUT_SECONDS): then
+    the server is stopped, and the launcher, with nothing listening, execs the installed dbt."""
+    with DbtZygote(dbt_executable()) as server:  # no warm-up requested: no outcome ever comes
+        _wait_for(server, warmed=False)
+        started = time.monotonic()
+        assert server.wait_for_warm_up(timeout=0.5) == "timed out"
+        assert 0.5 <= time.monotonic() - started < 15
+        assert server.process.poll() is not None
+        marker = tmp_path / "real-dbt-ran"
+        fake = tmp_path / "dbt"
+        fake.write_text(f'#!/bin/sh\necho "$@" > {marker}\nexit 7\n')
+        fake.chmod(0o755)
+        env = {**os.environ, **server.environment(), REAL_DBT_ENV: str(fake)}
+        done = _run(server.executable, ["build", "--select", "x"], env, tmp_path)
+        assert done.returncode == 7
+        assert marker.read_text().split() == ["build", "--select", "x"]
+
+
+def test_the_run_waits_for_the_warm_up_with_a_timeout(tmp_path, monkeypatch):
+    """A warm-up that timed out is not the run's parse: the run parses in its own process."""
+    from orchestration import dbt_zygote, runner
+
+    monkeypatch.setattr(dbt_zygote, "WARM_UP_TIMEOUT_SECONDS", 0.25)
+    with DbtZygote(dbt_executable()) as server:
+        _wait_for(server, warmed=False)
+        assert runner._install_warm_parse(server, tmp_path / "warehouse.duckdb") is None
+        assert server.process.poll() is not None
+
+
 def test_a_full_parse_in_the_warm_up_leaves_the_server_single_threaded(tmp_path):
     """fork() carries only the calling thread: a thread pool left by the warm-up (dbt's
     static parser, Rust, starts one) would hang every forked build that parses files. A

@@ -83,7 +83,7 @@ def test_the_run_parses_itself_without_a_usable_warm_up(tmp_path, parses, instal
     from orchestration.dbt_zygote import DbtZygote
 
     monkeypatch.setattr(
-        DbtZygote, "wait_for_warm_up", lambda self, poll=0.05: "dbt parse failed: x"
+        DbtZygote, "wait_for_warm_up", lambda self, poll=0.05, timeout=None: "dbt parse failed: x"
     )
     landing = tmp_path / "landing"
     generate_sample(landing, days=2, calls_per_day=20)
