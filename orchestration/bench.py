@@ -352,16 +352,9 @@ def run_benchmark(
     generated_legs = int(summary["legs"])
     wall = run.wall
     record = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "full",
-        "legs_requested": legs,
-        "legs": generated_legs,
-        "crm_rows": _crm_rows(summary),
+        **_generation_fields("full", legs, summary),
         "landing_rows": scan_rows,
         "landing_mb": round(sum(p.stat().st_size for p in landing_files(landing)) / 1e6, 1),
-        "files": int(summary["files"]),
-        "days": summary["plan"]["days"],
-        "calls_per_day": summary["plan"]["calls_per_day"],
         **_run_fields(run),
         "legs_per_second": round(generated_legs / wall, 1) if wall else None,
         "bare_scan_seconds": round(scan_seconds, 3),
@@ -438,14 +431,7 @@ def run_day_benchmark(
             shutil.rmtree(workdir, ignore_errors=True)
     fields = _run_fields(day or full)
     record = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "day",
-        "legs_requested": legs,
-        "legs": int(summary["legs"]),
-        "crm_rows": _crm_rows(summary),
-        "files": int(summary["files"]),
-        "days": summary["plan"]["days"],
-        "calls_per_day": summary["plan"]["calls_per_day"],
+        **_generation_fields("day", legs, summary),
         "day_files": len(day_files),
         **fields,
         "day_share": round(day.wall / full.wall, 3) if day and full.wall else None,
@@ -467,8 +453,20 @@ def run_day_benchmark(
     return BenchResult(record, workdir if keep else None)
 
 
-def _crm_rows(summary: dict) -> int:
-    return sum(int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms"))
+def _generation_fields(mode: str, legs: int, summary: dict) -> dict:
+    """The fields of a record that describe the benchmark and its generated data."""
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": mode,
+        "legs_requested": legs,
+        "legs": int(summary["legs"]),
+        "crm_rows": sum(
+            int(summary[k]) for k in ("contacts", "opportunities", "activities", "forms")
+        ),
+        "files": int(summary["files"]),
+        "days": summary["plan"]["days"],
+        "calls_per_day": summary["plan"]["calls_per_day"],
+    }
 
 
 def _loaded_files(warehouse: Path) -> int:
