@@ -273,10 +273,22 @@ def test_the_run_waits_for_the_warm_up_with_a_timeout(tmp_path, monkeypatch):
     """A warm-up that timed out is not the run's parse: the run parses in its own process."""
     from orchestration import dbt_zygote, runner
 
+    import threading
+
     monkeypatch.setattr(dbt_zygote, "WARM_UP_TIMEOUT_SECONDS", 0.25)
     with DbtZygote(dbt_executable()) as server:
         _wait_for(server, warmed=False)
-        assert runner._install_warm_parse(server, tmp_path / "warehouse.duckdb") is None
+        taken: list = []
+        waiting = threading.Thread(
+            target=lambda: taken.append(
+                runner._install_warm_parse(server, tmp_path / "warehouse.duckdb")
+            ),
+            daemon=True,
+        )
+        waiting.start()
+        waiting.join(timeout=30)  # without the timeout the wait never ends: fail, not hang
+        assert not waiting.is_alive(), "the run waited for the warm-up without a timeout"
+        assert taken == [None]
         assert server.process.poll() is not None
 
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 from orchestration.config import ConfigError
 from orchestration.phoneparse import e164_or_none as _e164_or_none
 
@@ -116,33 +115,41 @@ class PhoneNormalizer:
         not seen yet, and the values parsed as written (`as_written`), are parsed in a pool of
         processes when there are many. A pure speed-up: every value missed here is normalized
         on first use. Returns how many went to phonenumbers."""
-        values = [
-            (raw, region) for raw, region in values if raw and (raw, region) not in self._cache
-        ]
         keys: dict[tuple[str, str], None] = {}
-        for raw, region in values:
-            text = raw.strip()
-            if text and text.lower() not in self._markers:
-                key = canonical_phone_key(text)
-                if key is not None:
-                    keys[(key, region)] = None
-        return self.prime_keys(keys, workers, texts=self.as_written(values))
-
-    def as_written(self, values: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """`(stripped text, region)` of the values among `values` that `__call__` would hand
-        to phonenumbers as written (not blank, not a marker, no canonical key: an extension,
-        other symbols; no letters outside an extension, which make a number invalid unread)
-        and has not normalized yet: for `prime_keys(texts=...)`."""
-        out: list[tuple[str, str]] = []
+        texts: list[tuple[str, str]] = []
         for raw, region in values:
             if not raw or (raw, region) in self._cache:
                 continue
-            text = raw.strip()
-            if not text or text.lower() in self._markers or canonical_phone_key(text) is not None:
-                continue
-            if not _has_letters(text):
-                out.append((text, region))
+            key, text = self._parse_input(raw)
+            if key is not None:
+                keys[(key, region)] = None
+            elif text is not None:
+                texts.append((text, region))
+        return self.prime_keys(keys, workers, texts=texts)
+
+    def as_written(self, values: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`(stripped text, region)` of the values among `values` that `__call__` would hand
+        to phonenumbers as written and has not normalized yet: for `prime_keys(texts=...)`."""
+        out: list[tuple[str, str]] = []
+        for raw, region in values:
+            if raw and (raw, region) not in self._cache:
+                text = self._parse_input(raw)[1]
+                if text is not None:
+                    out.append((text, region))
         return out
+
+    def _parse_input(self, raw: str) -> tuple[str | None, str | None]:
+        """What `__call__` hands to phonenumbers for `raw`: `(canonical key, None)`, or
+        `(None, stripped text)` for a value parsed as written (an extension, other symbols);
+        `(None, None)` when it parses nothing (blank, an unknown-caller marker, letters outside
+        an extension, which make a number invalid unread)."""
+        text = raw.strip()
+        if not text or text.lower() in self._markers:
+            return None, None
+        key = canonical_phone_key(text)
+        if key is not None:
+            return key, None
+        return (None, None) if _has_letters(text) else (None, text)
 
     def prime_keys(
         self,
