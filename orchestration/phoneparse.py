@@ -2,8 +2,9 @@
 
 `e164_or_none` is the one place the ingest asks `phonenumbers` about a canonical key (see
 `orchestration.ingest.normalize.canonical_phone_key`). `python -m orchestration.phoneparse`
-reads a JSON list of `[key, region]` pairs on standard input and writes the JSON list of their
-E.164 (or null) on standard output: the ingest's workers are plain subprocesses (no
+reads lines of JSON lists of `[key, region]` pairs on standard input and answers each with a
+line, the JSON list of their E.164 (or null), until its input ends: the ingest's workers, kept
+for a whole ingest (`PhoneWorkers`). They are plain subprocesses (no
 multiprocessing start method re-importing the parent's main module), and this module imports
 nothing but phonenumbers so they start fast.
 """
@@ -59,8 +60,17 @@ def e164_or_none(key: str, region: str) -> str | None:
 
 
 def main() -> None:
-    items = json.load(sys.stdin)
-    json.dump([e164_or_none(key, region) for key, region in items], sys.stdout)
+    """A worker kept for a whole ingest (`orchestration.ingest.normalize.PhoneWorkers`): each
+    line read is a JSON list of `[key, region]` pairs, answered by one line, the JSON list of
+    their E.164 (or null), until the input ends."""
+    serve(sys.stdin, sys.stdout)
+
+
+def serve(requests, replies) -> None:
+    for line in requests:
+        json.dump([e164_or_none(key, region) for key, region in json.loads(line)], replies)
+        replies.write("\n")
+        replies.flush()
 
 
 if __name__ == "__main__":

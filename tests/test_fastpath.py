@@ -87,10 +87,10 @@ def test_chunks_hand_python_each_phone_key_once(tmp_path, monkeypatch):
     primed: dict[int, list[list[tuple[str, str]]]] = {}  # per normalizer (one per ingest)
     prime_keys = PhoneNormalizer.prime_keys
 
-    def recording(self, keys, workers=None, texts=()):
+    def recording(self, keys, texts=()):
         keys = list(keys)
         primed.setdefault(id(self), []).append(keys)
-        return prime_keys(self, keys, workers, texts)
+        return prime_keys(self, keys, texts)
 
     monkeypatch.setattr(PhoneNormalizer, "prime_keys", recording)
     landing = tmp_path / "landing"
@@ -110,10 +110,10 @@ def test_later_ingests_map_only_the_phone_keys_no_earlier_ingest_mapped(tmp_path
     primed: list[set[str]] = []
     prime_keys = PhoneNormalizer.prime_keys
 
-    def recording(self, keys, workers=None, texts=()):
+    def recording(self, keys, texts=()):
         keys = list(keys)
         primed.append({key for key, _ in keys})
-        return prime_keys(self, keys, workers, texts)
+        return prime_keys(self, keys, texts)
 
     monkeypatch.setattr(PhoneNormalizer, "prime_keys", recording)
     config = load_config()
@@ -424,6 +424,92 @@ def test_phone_map_parses_values_as_written_in_the_keys_round(region, monkeypatc
     reader.prime([(raw, region) for raw in AS_WRITTEN])
     assert {reader(raw, region)[0] for raw in AS_WRITTEN} == set(got.values())
     assert sorted(text for batch in batches for text, _ in batch) == sorted(sent)
+
+
+def _key_sample(count: int) -> list[tuple[str, str]]:
+    """`count` canonical keys, valid and not, in two regions."""
+    keys = [(f"212{n:07d}", "US") for n in range(count // 2)]
+    keys += [(f"+4420{n:08d}", "GB") for n in range(count - count // 2)]
+    keys[::7] = [(f"555{n:04d}", "US") for n in range(len(keys[::7]))]
+    return keys
+
+
+def test_phone_workers_are_started_once_and_answer_as_phonenumbers(monkeypatch, caplog):
+    """The workers start with the first round big enough, every later round (smaller ones
+    too) goes to the same processes, each answer is `e164_or_none`'s in this process, `close`
+    ends them; a worker that dies stops the workers, with a warning, and the round is parsed
+    in process, right."""
+    from orchestration.ingest import normalize
+    from orchestration.phoneparse import e164_or_none
+
+    monkeypatch.setattr(normalize, "POOL_MIN_KEYS", 40)
+    monkeypatch.setattr(normalize, "POOL_RUNNING_MIN_KEYS", 10)
+    workers = normalize.PhoneWorkers(2)
+    keys = _key_sample(120)
+    expected = [e164_or_none(key, region) for key, region in keys]
+    assert len(set(expected)) > 10 and None in expected
+    assert normalize.parse_e164_many(keys[:39], workers) == expected[:39]
+    assert workers.pids == []  # below POOL_MIN_KEYS: in process
+    assert normalize.parse_e164_many(keys[:60], workers) == expected[:60]
+    pids = workers.pids
+    assert len(pids) == 2 and os.getpid() not in pids
+    procs = list(workers._procs)
+    assert normalize.parse_e164_many(keys[60:75], workers) == expected[60:75]
+    assert normalize.parse_e164_many(keys[75:], workers) == expected[75:]
+    assert workers.pids == pids  # the same processes every round
+    workers.close()
+    assert workers.pids == [] and all(proc.poll() == 0 for proc in procs)
+
+    workers = normalize.PhoneWorkers(2)
+    assert normalize.parse_e164_many(keys[:60], workers) == expected[:60]
+    dead = workers._procs[1]
+    dead.kill()
+    dead.wait()
+    with caplog.at_level("WARNING"):
+        assert normalize.parse_e164_many(keys[60:], workers) == expected[60:]
+    assert "phone workers failed" in caplog.text
+    assert workers.failed and workers.pids == [] and not workers.takes(10_000)
+
+
+def test_an_ingest_keeps_its_phone_workers_and_stops_them(tmp_path, monkeypatch):
+    """With the workers taking every round, an ingest starts them once (its normalizer's),
+    loads what it loads with every number parsed in process, and stops them at its end."""
+    from orchestration.ingest import normalize
+
+    monkeypatch.setattr(normalize, "POOL_MIN_KEYS", 1)
+    monkeypatch.setattr(normalize, "POOL_RUNNING_MIN_KEYS", 1)
+    started: list[list] = []
+    map_ = normalize.PhoneWorkers.map
+
+    def recording(self, items):
+        if not self._procs:
+            started.append(self)
+        out = map_(self, items)
+        if self not in started or not self._procs:
+            raise AssertionError("a round without the ingest's workers")
+        started.append(list(self._procs))
+        return out
+
+    monkeypatch.setattr(normalize.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(normalize.PhoneWorkers, "map", recording)
+    landing = tmp_path / "landing"
+    generate_sample(landing, days=4, calls_per_day=60)
+    config = load_config()
+    cons = {}
+    for pooled in (True, False):
+        if not pooled:
+            monkeypatch.setattr(normalize.PhoneWorkers, "takes", lambda self, pairs: False)
+            started_with_pool = list(started)
+        con = duckdb.connect(str(tmp_path / f"w_{pooled}.duckdb"))
+        ingest_landing(con, landing, config, KEY, columnar=True)
+        cons[pooled] = con
+    pools = [item for item in started_with_pool if isinstance(item, normalize.PhoneWorkers)]
+    rounds = [item for item in started_with_pool if isinstance(item, list)]
+    assert len(pools) == 1 and len(rounds) > 2
+    assert all(procs == rounds[0] for procs in rounds)  # one pair of processes, every round
+    assert len(rounds[0]) == 2 and all(proc.poll() == 0 for proc in rounds[0])  # stopped
+    assert pools[0].pids == []
+    _assert_same_raw(cons)
 
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):

@@ -826,9 +826,9 @@ def ingest_landing(
     if run.use_columnar:
         run.columnar = ColumnarPlan(run, maybe_new)
     planned = run.columnar.planned if run.columnar else set()
-    # a speed-up only: warms the phone-number cache for the files the row readers will read
-    prime_new_files(run, [c for c in maybe_new if c.rel not in planned])
     try:
+        # a speed-up only: warms the phone-number cache for the files the row readers will read
+        prime_new_files(run, [c for c in maybe_new if c.rel not in planned])
         if progress and candidates:
             from rich.console import Console
             from rich.progress import Progress
@@ -850,6 +850,7 @@ def ingest_landing(
         run.rollback()  # like a crash: the files of the open transaction load next time
         raise
     finally:
+        run.phones.close()
         if run.columnar:
             run.columnar.close()
     refresh_contact_identities(con)

@@ -8,7 +8,6 @@ value, not a `phonenumbers` parse or a `zoneinfo` round trip.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import hmac
 import json
 import logging
@@ -16,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,9 +92,15 @@ class PhoneNormalizer:
         # (stripped text, region) -> E.164 or None, for values parsed as written (`prime_keys`)
         self._by_text: dict[tuple[str, str], str | None] = {}
         self._hmacs: dict[str, str] = {}
+        # phonenumbers' worker processes, started by the first big round, kept until `close`
+        self.workers = PhoneWorkers()
+
+    def close(self) -> None:
+        """Stop the worker processes (the normalizer still works: in process, or new workers)."""
+        self.workers.close()
 
     def hmac_hex(self, text: str) -> str:
-        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, text.encode("utf-8"), "sha256").hex()
 
     def __call__(self, raw: str, region: str) -> PhoneValues:
         cache_key = (raw, region)
@@ -110,10 +116,10 @@ class PhoneNormalizer:
         """The unknown-caller markers, lower-cased and stripped."""
         return frozenset(self._markers)
 
-    def prime(self, values: Iterable[tuple[str, str]], workers: int | None = None) -> int:
+    def prime(self, values: Iterable[tuple[str, str]]) -> int:
         """Warm the cache for many `(raw, region)` values at once: the distinct canonical keys
-        not seen yet, and the values parsed as written (`as_written`), are parsed in a pool of
-        processes when there are many. A pure speed-up: every value missed here is normalized
+        not seen yet, and the values parsed as written (`as_written`), are parsed by the
+        worker processes when there are many. A pure speed-up: every value missed here is normalized
         on first use. Returns how many went to phonenumbers."""
         keys: dict[tuple[str, str], None] = {}
         texts: list[tuple[str, str]] = []
@@ -125,7 +131,7 @@ class PhoneNormalizer:
                 keys[(key, region)] = None
             elif text is not None:
                 texts.append((text, region))
-        return self.prime_keys(keys, workers, texts=texts)
+        return self.prime_keys(keys, texts=texts)
 
     def as_written(self, values: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """`(stripped text, region)` of the values among `values` that `__call__` would hand
@@ -154,7 +160,6 @@ class PhoneNormalizer:
     def prime_keys(
         self,
         keys: Iterable[tuple[str, str]],
-        workers: int | None = None,
         texts: Iterable[tuple[str, str]] = (),
     ) -> int:
         """Parse the `(canonical key, region)` pairs not parsed yet (see `prime`), and the
@@ -167,7 +172,7 @@ class PhoneNormalizer:
         pending = [pair for pair in dict.fromkeys(keys) if pair not in self._by_key]
         plain = [pair for pair in pending if not pair[0].startswith("+")]
         written = [pair for pair in dict.fromkeys(texts) if pair not in self._by_text]
-        parsed = parse_e164_many(plain + written, workers)
+        parsed = parse_e164_many(plain + written, self.workers)
         self._by_key.update(zip(plain, parsed[: len(plain)], strict=True))
         self._by_text.update(zip(written, parsed[len(plain) :], strict=True))
         valid = {e164 for e164 in self._by_key.values() if e164 is not None}
@@ -178,7 +183,7 @@ class PhoneNormalizer:
                     self._by_key[pair] = pair[0]
                 else:
                     plus.append(pair)
-        self._by_key.update(zip(plus, parse_e164_many(plus, workers), strict=True))
+        self._by_key.update(zip(plus, parse_e164_many(plus, self.workers), strict=True))
         return len(plain) + len(written) + len(plus)
 
     def e164_of_key(self, key: str, region: str) -> str | None:
@@ -225,8 +230,6 @@ _UNPARSED = object()  # not in PhoneNormalizer._by_text
 # '+' parses to the same number as its digits alone (with the '+').
 _FORMATTING = frozenset("0123456789()-. ")
 _NOT_DIGITS = str.maketrans("", "", "()-. ")
-# Below this many distinct keys, a process pool costs more than it saves.
-POOL_MIN_KEYS = 20_000
 
 
 def canonical_phone_key(text: str) -> str | None:
@@ -240,40 +243,108 @@ def canonical_phone_key(text: str) -> str | None:
     return f"+{digits}" if len(body) != len(text) else digits
 
 
+# A round of fewer pairs is parsed in process: below POOL_MIN_KEYS starting the workers
+# (~0.1 s) costs more than they save; once they run, a round of POOL_RUNNING_MIN_KEYS or more
+# goes to them (a round's cost is then its JSON through two pipes, ~1 us a pair).
+POOL_MIN_KEYS = 5_000
+POOL_RUNNING_MIN_KEYS = 500
+
+
+class PhoneWorkers:
+    """phonenumbers' worker processes (`python -m orchestration.phoneparse`, one JSON line in,
+    one out), kept for a whole ingest: started by the first round of at least POOL_MIN_KEYS
+    pairs, reused by every later round (an ingest has one or two rounds a chunk and each
+    process start cost ~0.1 s), stopped by `close` or when the object is collected. Two on a
+    machine with two cores or more (phonenumbers is pure Python), none on one core."""
+
+    def __init__(self, count: int | None = None):
+        self.count = min(2, os.cpu_count() or 1) if count is None else count
+        self.failed = False  # a worker died: every later round is parsed in process
+        self._procs: list[subprocess.Popen] = []
+        self._stop: weakref.finalize | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
+
+    def takes(self, pairs: int) -> bool:
+        """Whether a round of `pairs` goes to the workers."""
+        if self.count < 2 or self.failed:
+            return False
+        return pairs >= (POOL_RUNNING_MIN_KEYS if self._procs else POOL_MIN_KEYS)
+
+    def map(self, items: list[tuple[str, str]]) -> list[str | None]:
+        """`e164_or_none` of every pair, the pairs split evenly over the workers."""
+        if not self._procs:
+            cwd = str(Path(__file__).resolve().parents[2])
+            self._procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "orchestration.phoneparse"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    encoding="utf-8",
+                    cwd=cwd,
+                )
+                for _ in range(self.count)
+            ]
+            self._stop = weakref.finalize(self, _stop_workers, list(self._procs))
+        size = -(-len(items) // len(self._procs))
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        # every worker gets its line before any answer is read: they parse at the same time
+        # (each reads its whole line before it writes, so no pipe fills up both ways)
+        for proc, chunk in zip(self._procs, chunks, strict=False):
+            proc.stdin.write(json.dumps(chunk) + "\n")
+            proc.stdin.flush()
+        out: list[str | None] = []
+        for proc, chunk in zip(self._procs, chunks, strict=False):
+            answer = json.loads(proc.stdout.readline() or "null")
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                raise ValueError(f"phone worker {proc.pid} answered {len(chunk)} pairs wrongly")
+            out.extend(answer)
+        return out
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop()  # runs once
+        self._procs = []
+        self._stop = None
+
+
+def _stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        try:
+            proc.stdin.close()  # the worker's input ends: it exits
+        except OSError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 def _e164_batch(items: list[tuple[str, str]]) -> list[str | None]:
     return [_e164_or_none(key, region) for key, region in items]
 
 
-def _e164_subprocess(items: list[tuple[str, str]]) -> list[str | None]:
-    completed = subprocess.run(
-        [sys.executable, "-m", "orchestration.phoneparse"],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=str(Path(__file__).resolve().parents[2]),
-    )
-    return json.loads(completed.stdout)
-
-
-def parse_e164_many(items: list[tuple[str, str]], workers: int | None = None) -> list[str | None]:
-    """`e164_or_none` of many (key, region) pairs, split over worker processes when there are
-    at least POOL_MIN_KEYS of them and more than one core (phonenumbers is pure Python)."""
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    if workers < 2 or len(items) < POOL_MIN_KEYS:
+def parse_e164_many(
+    items: list[tuple[str, str]], workers: PhoneWorkers | None = None
+) -> list[str | None]:
+    """`e164_or_none` of many (key, region) pairs: by `workers` when the round is big enough
+    for them (`PhoneWorkers.takes`), else in this process; a worker that fails stops them all
+    and the ingest goes on in process, with a warning."""
+    if workers is None or not workers.takes(len(items)):
         return _e164_batch(items)
-    from concurrent.futures import ThreadPoolExecutor
-
-    size = -(-len(items) // workers)
-    chunks = [items[start : start + size] for start in range(0, len(items), size)]
     try:
-        with ThreadPoolExecutor(workers) as threads:
-            results = list(threads.map(_e164_subprocess, chunks))
-    except (OSError, subprocess.CalledProcessError, ValueError) as exc:
+        return workers.map(items)
+    except (OSError, ValueError) as exc:
         log.warning("phone workers failed (%s): parsing in process", exc)
+        workers.failed = True
+        workers.close()
         return _e164_batch(items)
-    return [value for chunk in results for value in chunk]
 
 
 def _has_letters(text: str) -> bool:
