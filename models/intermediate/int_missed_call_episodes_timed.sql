@@ -42,19 +42,6 @@ as_of as (
 
 ),
 
--- every instant whose cumulative open time is needed, one row each
-instants as (
-
-    select episode_id, site, 'first_miss' as instant_kind, first_missed_at_utc as instant_at_utc from episodes
-    union all
-    select episode_id, site, 'attempt' as instant_kind, first_attempt_at_utc as instant_at_utc from episodes
-    where first_attempt_at_utc is not null
-    union all
-    select episode_id, site, 'contact' as instant_kind, first_contact_at_utc as instant_at_utc from episodes
-    where first_contact_at_utc is not null
-
-),
-
 -- the cumulative open time at the as-of instant depends on the site only: one row a site
 -- (a range lookup over that site's segments), not one instant per episode
 site_as_of as (
@@ -69,16 +56,24 @@ site_as_of as (
 
 ),
 
--- the segment containing each instant: a site's segments are contiguous and do not overlap
--- (orchestration/calendar.py; tests/dbt/assert_site_segments_do_not_overlap.sql), so exactly
--- one segment has start <= instant < end. Each segment is listed once per UTC day number it
--- touches (a day or a few: nights, weekends, holidays) and an instant is joined to its day's
--- few segments by equality, then the range kept. Performance: a running max over one time line
--- of segment starts and instants per site (2-3 partitions: one sort of 3.6 M rows) took 2.5 s
--- at a year's episodes, this join 0.5 s; the range join before that compared every instant
--- with every segment of its site.
+-- the segment containing each of an episode's instants (first miss, first attempt, first
+-- contact): a site's segments are contiguous and do not overlap (orchestration/calendar.py;
+-- tests/dbt/assert_site_segments_do_not_overlap.sql), so exactly one segment has
+-- start <= instant < end. Each segment is listed once per UTC day number it touches (a day or a
+-- few: nights, weekends, holidays) and an instant is joined to its day's few segments by
+-- equality, then the range kept: one left join per instant, so an episode keeps one row and
+-- a missing instant (no attempt, no contact) finds no segment. Performance: a running max over
+-- one time line of segment starts and instants per site (2-3 partitions: one sort of 3.6 M
+-- rows) took 2.5 s at a year's episodes, the range join before that compared every instant
+-- with every segment of its site; the three instants as rows of one join, pivoted back to one
+-- row per episode by an aggregate, took ~1.5 s more than these joins (docs/benchmarks.md).
 {%- set epoch = "cast('1970-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" %}
 {%- set day_seconds = 86400.0 %}
+{%- set instants = [
+    ('at_miss', 'episodes.first_missed_at_utc'),
+    ('at_attempt', 'episodes.first_attempt_at_utc'),
+    ('at_contact', 'episodes.first_contact_at_utc'),
+] %}
 segment_days as (
 
     select
@@ -95,35 +90,6 @@ segment_days as (
 
 ),
 
-cumulated as (
-
-    select
-        instants.episode_id,
-        instants.instant_kind,
-        segment_days.is_open,
-        {{ cumulative_open_seconds('segment_days', 'instants.instant_at_utc') }} as cumulative_open_seconds
-    from instants
-    inner join segment_days
-        on instants.site = segment_days.site
-        and cast(floor({{ seconds_between(epoch, 'instants.instant_at_utc') }} / {{ day_seconds }}) as bigint) = segment_days.day_number
-        and segment_days.segment_start_utc <= instants.instant_at_utc
-        and instants.instant_at_utc < segment_days.segment_end_utc
-
-),
-
-pivoted as (
-
-    select
-        episode_id,
-        max(case when instant_kind = 'first_miss' then cumulative_open_seconds end) as cumulative_at_first_miss,
-        max(case when instant_kind = 'attempt' then cumulative_open_seconds end) as cumulative_at_attempt,
-        max(case when instant_kind = 'contact' then cumulative_open_seconds end) as cumulative_at_contact,
-        max(case when instant_kind = 'first_miss' and is_open then 1 else 0 end) = 1 as is_business_hours
-    from cumulated
-    group by episode_id
-
-),
-
 -- the columns derived here are computed on narrow rows (episode_id and what each step reads) and
 -- joined to the wide episode row once, in `final`: each CTE read twice is materialized, and
 -- carrying every episode column through them made the query spill at a year's episodes
@@ -137,18 +103,25 @@ with_sla as (
         episodes.first_inbound_recovery_at_utc,
         episodes.first_contact_at_utc,
         episodes.contact_delay_minutes,
-        coalesce(pivoted.is_business_hours, false) as is_business_hours,
-        (pivoted.cumulative_at_attempt - pivoted.cumulative_at_first_miss) / 60.0 as attempt_delay_business_minutes,
-        (pivoted.cumulative_at_contact - pivoted.cumulative_at_first_miss) / 60.0 as contact_delay_business_minutes,
+        coalesce(at_miss.is_open, false) as is_business_hours,
+        ({{ cumulative_open_seconds('at_attempt', 'episodes.first_attempt_at_utc') }}
+            - ({{ cumulative_open_seconds('at_miss', 'episodes.first_missed_at_utc') }})) / 60.0 as attempt_delay_business_minutes,
+        ({{ cumulative_open_seconds('at_contact', 'episodes.first_contact_at_utc') }}
+            - ({{ cumulative_open_seconds('at_miss', 'episodes.first_missed_at_utc') }})) / 60.0 as contact_delay_business_minutes,
         case when not episodes.is_noise then slas.sla_business_minutes end as sla_business_minutes,
         case
             when not episodes.is_noise and slas.sla_business_minutes is not null
-                then pivoted.cumulative_at_first_miss + slas.sla_business_minutes * 60.0
+                then {{ cumulative_open_seconds('at_miss', 'episodes.first_missed_at_utc') }} + slas.sla_business_minutes * 60.0
         end as sla_target_cumulative_seconds,
         site_as_of.cumulative_at_as_of
     from episodes
-    left join pivoted
-        on episodes.episode_id = pivoted.episode_id
+    {%- for alias, instant in instants %}
+    left join segment_days as {{ alias }}
+        on episodes.site = {{ alias }}.site
+        and cast(floor({{ seconds_between(epoch, instant) }} / {{ day_seconds }}) as bigint) = {{ alias }}.day_number
+        and {{ alias }}.segment_start_utc <= {{ instant }}
+        and {{ instant }} < {{ alias }}.segment_end_utc
+    {%- endfor %}
     left join slas
         on episodes.intent = slas.intent
     left join site_as_of
@@ -160,7 +133,7 @@ with_sla as (
 -- with open_seconds_before < target <= open_seconds_before + segment_seconds (a target equal
 -- to a segment's open_seconds_before falls in the open segment before it). The open segments'
 -- ranges of cumulative open time follow each other without overlap, so at most one holds it.
--- Joined like `cumulated`: each open segment listed once per day number of cumulative open time
+-- Joined like the instants above: each open segment listed once per day number of cumulative open time
 -- (open_seconds_before / 86400) it touches, a target joined to its day number's segments.
 -- Performance: a running max over one line of open segments and targets per site took 1.3 s;
 -- the range join before it compared every target with every open segment of its site.
@@ -180,59 +153,59 @@ open_segment_days as (
 
 ),
 
+-- each episode's SLA due time: a left join, one row per episode, since at most one open
+-- segment holds a target (a grouping per episode took ~0.6 s more at a year's episodes, and
+-- with_sla, then read once, streams instead of being materialized); none when no open segment
+-- holds it (the target before the site's first opening or after its calendar's end)
 due_times as (
 
     select
-        with_sla.episode_id,
-        min(
-            case
-                when with_sla.sla_business_minutes <= 0 then with_sla.first_missed_at_utc
-                else {{ add_seconds('open_segment_days.segment_start_utc', 'with_sla.sla_target_cumulative_seconds - open_segment_days.open_seconds_before') }}
-            end
-        ) as sla_due_at_utc
+        with_sla.*,
+        case
+            when open_segment_days.site is null then null
+            when with_sla.sla_business_minutes <= 0 then with_sla.first_missed_at_utc
+            else {{ add_seconds('open_segment_days.segment_start_utc', 'with_sla.sla_target_cumulative_seconds - open_segment_days.open_seconds_before') }}
+        end as sla_due_at_utc
     from with_sla
-    inner join open_segment_days
+    left join open_segment_days
         on with_sla.site = open_segment_days.site
         and cast(floor(with_sla.sla_target_cumulative_seconds / {{ day_seconds }}) as bigint) = open_segment_days.open_day_number
         and open_segment_days.open_seconds_before < with_sla.sla_target_cumulative_seconds
         and with_sla.sla_target_cumulative_seconds <= open_segment_days.open_seconds_before + open_segment_days.segment_seconds
-    group by with_sla.episode_id
 
 ),
 
 statused as (
 
     select
-        with_sla.episode_id,
-        with_sla.is_business_hours,
-        with_sla.attempt_delay_business_minutes,
-        with_sla.contact_delay_business_minutes,
-        with_sla.sla_business_minutes,
-        with_sla.sla_target_cumulative_seconds,
-        with_sla.cumulative_at_as_of,
-        with_sla.contact_delay_minutes,
+        due_times.episode_id,
+        due_times.is_business_hours,
+        due_times.attempt_delay_business_minutes,
+        due_times.contact_delay_business_minutes,
+        due_times.sla_business_minutes,
+        due_times.sla_target_cumulative_seconds,
+        due_times.cumulative_at_as_of,
+        due_times.contact_delay_minutes,
         due_times.sla_due_at_utc,
         case
-            when with_sla.sla_target_cumulative_seconds is not null and with_sla.cumulative_at_as_of is not null
-                then (with_sla.sla_target_cumulative_seconds - with_sla.cumulative_at_as_of) / 60.0
+            when due_times.sla_target_cumulative_seconds is not null and due_times.cumulative_at_as_of is not null
+                then (due_times.sla_target_cumulative_seconds - due_times.cumulative_at_as_of) / 60.0
         end as minutes_to_sla,
         case
-            when with_sla.sla_business_minutes is null then 'none'
+            when due_times.sla_business_minutes is null then 'none'
             when due_times.sla_due_at_utc is null then 'open'
-            when with_sla.first_attempt_at_utc <= due_times.sla_due_at_utc then 'met'
-            when with_sla.first_inbound_recovery_at_utc <= due_times.sla_due_at_utc then 'met'
+            when due_times.first_attempt_at_utc <= due_times.sla_due_at_utc then 'met'
+            when due_times.first_inbound_recovery_at_utc <= due_times.sla_due_at_utc then 'met'
             when as_of.as_of_utc > due_times.sla_due_at_utc then 'breached'
             else 'open'
         end as sla_status,
         (
-            with_sla.first_contact_at_utc is not null
+            due_times.first_contact_at_utc is not null
             and due_times.sla_due_at_utc is not null
-            and with_sla.first_contact_at_utc <= due_times.sla_due_at_utc
+            and due_times.first_contact_at_utc <= due_times.sla_due_at_utc
         ) as is_contacted_within_sla
-    from with_sla
+    from due_times
     cross join as_of
-    left join due_times
-        on with_sla.episode_id = due_times.episode_id
 
 ),
 
