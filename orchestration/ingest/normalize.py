@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -262,6 +263,7 @@ class PhoneWorkers:
         self.failed = False  # a worker died: every later round is parsed in process
         self._procs: list[subprocess.Popen] = []
         self._stop: weakref.finalize | None = None
+        self._lock = threading.Lock()  # one round at a time: the answers are read in order
 
     @property
     def pids(self) -> list[int]:
@@ -275,6 +277,10 @@ class PhoneWorkers:
 
     def map(self, items: list[tuple[str, str]]) -> list[str | None]:
         """`e164_or_none` of every pair, the pairs split evenly over the workers."""
+        with self._lock:
+            return self._map(items)
+
+    def _map(self, items: list[tuple[str, str]]) -> list[str | None]:
         if not self._procs:
             cwd = str(Path(__file__).resolve().parents[2])
             self._procs = [
@@ -305,10 +311,11 @@ class PhoneWorkers:
         return out
 
     def close(self) -> None:
-        if self._stop is not None:
-            self._stop()  # runs once
-        self._procs = []
-        self._stop = None
+        with self._lock:
+            if self._stop is not None:
+                self._stop()  # runs once
+            self._procs = []
+            self._stop = None
 
 
 def _stop_workers(procs: list[subprocess.Popen]) -> None:
