@@ -478,38 +478,34 @@ def test_an_ingest_keeps_its_phone_workers_and_stops_them(tmp_path, monkeypatch)
 
     monkeypatch.setattr(normalize, "POOL_MIN_KEYS", 1)
     monkeypatch.setattr(normalize, "POOL_RUNNING_MIN_KEYS", 1)
-    started: list[list] = []
+    monkeypatch.setattr(normalize.os, "cpu_count", lambda: 2)
+    rounds: list[tuple[normalize.PhoneWorkers, tuple]] = []  # (the pool, its processes)
     map_ = normalize.PhoneWorkers.map
 
     def recording(self, items):
-        if not self._procs:
-            started.append(self)
         out = map_(self, items)
-        if self not in started or not self._procs:
-            raise AssertionError("a round without the ingest's workers")
-        started.append(list(self._procs))
+        rounds.append((self, tuple(self._procs)))
         return out
 
-    monkeypatch.setattr(normalize.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(normalize.PhoneWorkers, "map", recording)
     landing = tmp_path / "landing"
     generate_sample(landing, days=4, calls_per_day=60)
     config = load_config()
-    cons = {}
-    for pooled in (True, False):
-        if not pooled:
-            monkeypatch.setattr(normalize.PhoneWorkers, "takes", lambda self, pairs: False)
-            started_with_pool = list(started)
-        con = duckdb.connect(str(tmp_path / f"w_{pooled}.duckdb"))
-        ingest_landing(con, landing, config, KEY, columnar=True)
-        cons[pooled] = con
-    pools = [item for item in started_with_pool if isinstance(item, normalize.PhoneWorkers)]
-    rounds = [item for item in started_with_pool if isinstance(item, list)]
-    assert len(pools) == 1 and len(rounds) > 2
-    assert all(procs == rounds[0] for procs in rounds)  # one pair of processes, every round
-    assert len(rounds[0]) == 2 and all(proc.poll() == 0 for proc in rounds[0])  # stopped
-    assert pools[0].pids == []
-    _assert_same_raw(cons)
+    pooled = duckdb.connect(str(tmp_path / "w_pooled.duckdb"))
+    ingest_landing(pooled, landing, config, KEY, columnar=True)
+    assert len(rounds) > 2
+    assert len({id(pool) for pool, _ in rounds}) == 1  # one pool for the ingest
+    procs = rounds[0][1]
+    assert len(procs) == 2 and all(each == procs for _, each in rounds)  # the same two
+    assert all(proc.poll() == 0 for proc in procs)  # stopped at the ingest's end
+    assert rounds[0][0].pids == []
+    # the same files with every number parsed in this process: the same rows
+    count = len(rounds)
+    monkeypatch.setattr(normalize.PhoneWorkers, "takes", lambda self, pairs: False)
+    in_process = duckdb.connect(str(tmp_path / "w_in_process.duckdb"))
+    ingest_landing(in_process, landing, config, KEY, columnar=True)
+    assert len(rounds) == count
+    _assert_same_raw({True: pooled, False: in_process})
 
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):
