@@ -181,3 +181,22 @@
 {% macro duckdb__materialized_cte() -%}materialized{%- endmacro %}
 {#- Spark has no such keyword: it plans each reader of a CTE on its own. -#}
 {% macro spark__materialized_cte() -%}{%- endmacro %}
+
+{# ---- 64-bit hashes for change detection (int_episode_callers_fingerprinted) ----------- #}
+{#- row_hash: one value from several columns (nulls hash too); set_hash: an aggregate over a
+    group's rows that does not depend on their order (the xor of each row's hash; pair it with
+    a count, since two equal rows cancel out). Not for keys: a 64-bit hash can collide. -#}
+{% macro row_hash(columns) -%}
+    {{ return(adapter.dispatch('row_hash', 'ringledger')(columns)) }}
+{%- endmacro %}
+{% macro default__row_hash(columns) -%}{{ ringledger._unsupported('row_hash') }}{%- endmacro %}
+{% macro duckdb__row_hash(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}
+{% macro spark__row_hash(columns) -%}
+    xxhash64({{ columns | join(', ') }})
+{%- endmacro %}
+
+{% macro set_hash(columns) -%}
+    bit_xor({{ ringledger.row_hash(columns) }})
+{%- endmacro %}

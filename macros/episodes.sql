@@ -19,3 +19,10 @@
 {% macro horizon_ends_at(first_missed_at) -%}
     {{ add_seconds(first_missed_at, '86400.0 * ' ~ var('callback_horizon_days')) }}
 {%- endmacro %}
+
+{#- The form types that mark a caller as a sales lead (intent rule 3, metrics.md section 3):
+    a list for `form_type in (...)`, read by the classified episodes and by the callers'
+    fingerprints of int_episode_callers_fingerprinted. -#}
+{% macro sales_form_types() -%}
+    ('quote', 'pricing', 'demo', 'contact_sales')
+{%- endmacro %}

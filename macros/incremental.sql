@@ -88,12 +88,13 @@
 {#- The config every incremental model here shares: incremental on DuckDB (a plain table
     elsewhere), its recomputed rows appended after `pre_hook` (Jinja rendered when the model
     runs) deleted the rows they replace. -#}
-{% macro replaced_rows_config(pre_hook) -%}
+{% macro replaced_rows_config(pre_hook, post_hook=[]) -%}
     {{ config(
         materialized=ringledger.per_call_materialization(),
         incremental_strategy=ringledger.incremental_strategy('append'),
         on_schema_change='fail',
-        pre_hook=pre_hook
+        pre_hook=pre_hook,
+        post_hook=post_hook
     ) }}
 {%- endmacro %}
 
@@ -212,4 +213,55 @@
 
 {% macro touched_rows(name, relation) -%}
     {%- if is_incremental() -%}{{ name }}{%- else -%}{{ relation }}{%- endif -%}
+{%- endmacro %}
+
+{#-
+  The rest of the episode chain per caller number (docs/benchmarks.md, "The episode chain per
+  caller number"): int_missed_call_episodes_classified, ..._recovered and ..._timed read the
+  collapsed episodes through int_missed_call_episodes_scoped, which on an incremental build
+  holds the episodes of
+  - the numbers int_missed_call_episodes_collapsed recomputed (int_callers_touched: their
+    misses, answered inbound calls and PBX callback attempts are calls of touched calls), and
+    the number-less episodes;
+  - the numbers whose fingerprint (int_episode_callers_fingerprinted: everything else the
+    chain reads of a caller: CRM identity, its customers, wins, survivor owner and
+    opportunities up to the as-of time, sales forms, CRM-only callback attempts, and the
+    global inputs) changed since the watermark;
+  and every episode on a full build. int_missed_call_episodes_enriched stores the chain's rows
+  (replacing those episodes' rows) and marts.fct_missed_call_episodes brings every stored row
+  to this build's as-of time. Once the enriched episodes are built, a post-hook makes the scoped
+  view every collapsed episode again (reset_episode_scope), so that the chain's views read
+  between builds show every episode, as after a full build.
+-#}
+
+{#- The ledger's highest load_seq now: what a row changed by this build is marked with (the
+    watermark the build advances to when it completes). -#}
+{% macro current_load_seq() -%}
+    (select coalesce(max(load_seq), -1) from {{ source('raw', 'load_ledger') }})
+{%- endmacro %}
+
+{#- `where` condition keeping the episodes whose caller number (`column`) the chain recomputes
+    on this build; true on a full build. A model using it declares
+    `-- depends_on: {{ ref('int_callers_touched') }}` and
+    `-- depends_on: {{ ref('int_episode_callers_fingerprinted') }}`. -#}
+{% macro in_episode_scope(column) -%}
+    {%- if ringledger.incremental_build() -%}
+        ({{ column }} is null
+            or {{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }})
+            or {{ column }} in (
+                select caller_number_e164 from {{ ref('int_episode_callers_fingerprinted') }}
+                where load_seq > {{ ringledger.built_through_load_seq() }}
+            ))
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_missed_call_episodes_enriched: int_missed_call_episodes_scoped as every
+    collapsed episode (what a full build compiles it to); nothing on a full build. -#}
+{% macro reset_episode_scope() -%}
+    {%- if is_incremental() -%}
+        create or replace view {{ ref('int_missed_call_episodes_scoped') }} as
+        select * from {{ ref('int_missed_call_episodes_collapsed') }}
+    {%- endif -%}
 {%- endmacro %}

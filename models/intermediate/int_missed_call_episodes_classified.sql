@@ -15,7 +15,7 @@
 {{ config(materialized='view') }}
 with episodes as (
 
-    select * from {{ ref('int_missed_call_episodes_collapsed') }}
+    select * from {{ ref('int_missed_call_episodes_scoped') }}
 
 ),
 
@@ -25,7 +25,7 @@ with episodes as (
 episode_callers as (
 
     select episode_id, caller_number_e164, first_missed_at_utc
-    from {{ ref('int_missed_call_episodes_collapsed') }}
+    from {{ ref('int_missed_call_episodes_scoped') }}
 
 ),
 
@@ -49,7 +49,7 @@ forms as (
 
     select phone_e164, submitted_at_utc
     from {{ ref('int_crm_form_submissions_deduplicated') }}
-    where form_type in ('quote', 'pricing', 'demo', 'contact_sales')
+    where form_type in {{ sales_form_types() }}
         and phone_e164 is not null
         and submitted_at_utc is not null
 

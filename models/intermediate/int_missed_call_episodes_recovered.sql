@@ -21,7 +21,7 @@ with episodes as (
 episode_callers as (
 
     select episode_id, caller_number_e164, first_missed_at_utc
-    from {{ ref('int_missed_call_episodes_collapsed') }}
+    from {{ ref('int_missed_call_episodes_scoped') }}
     where caller_number_e164 is not null
 
 ),

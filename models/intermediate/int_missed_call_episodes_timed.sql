@@ -46,13 +46,7 @@ as_of as (
 -- (a range lookup over that site's segments), not one instant per episode
 site_as_of as (
 
-    select
-        segments.site,
-        {{ cumulative_open_seconds('segments', 'as_of.as_of_utc') }} as cumulative_at_as_of
-    from segments
-    cross join as_of
-    where segments.segment_start_utc <= as_of.as_of_utc
-        and as_of.as_of_utc < segments.segment_end_utc
+    {{ site_cumulative_at_as_of('segments', 'as_of') }}
 
 ),
 
@@ -187,18 +181,14 @@ statused as (
         due_times.cumulative_at_as_of,
         due_times.contact_delay_minutes,
         due_times.sla_due_at_utc,
-        case
-            when due_times.sla_target_cumulative_seconds is not null and due_times.cumulative_at_as_of is not null
-                then (due_times.sla_target_cumulative_seconds - due_times.cumulative_at_as_of) / 60.0
-        end as minutes_to_sla,
-        case
-            when due_times.sla_business_minutes is null then 'none'
-            when due_times.sla_due_at_utc is null then 'open'
-            when due_times.first_attempt_at_utc <= due_times.sla_due_at_utc then 'met'
-            when due_times.first_inbound_recovery_at_utc <= due_times.sla_due_at_utc then 'met'
-            when as_of.as_of_utc > due_times.sla_due_at_utc then 'breached'
-            else 'open'
-        end as sla_status,
+        {{ minutes_to_sla('due_times.sla_target_cumulative_seconds', 'due_times.cumulative_at_as_of') }} as minutes_to_sla,
+        {{ sla_status(
+            'due_times.sla_business_minutes',
+            'due_times.sla_due_at_utc',
+            'due_times.first_attempt_at_utc',
+            'due_times.first_inbound_recovery_at_utc',
+            'as_of.as_of_utc'
+        ) }} as sla_status,
         (
             due_times.first_contact_at_utc is not null
             and due_times.sla_due_at_utc is not null

@@ -1,58 +1,45 @@
 -- One row per missed-call episode up to the as-of time (noise included, flagged): intent,
 -- recovery, delays on the wall and business clocks, SLA, delay bucket and conversion
 -- (metrics.md sections 2-6). BI-facing: caller_key only, never the caller's number.
+-- The episodes are computed per caller number and stored in int_missed_call_episodes_enriched
+-- (macros/incremental.sql, "The rest of the episode chain per caller number"); the columns that
+-- depend on the as-of time are computed here, on every row, for this build's as-of time (the
+-- SLA status and minutes to it, by the same macros as int_missed_call_episodes_timed).
 with episodes as (
 
-    select * from {{ ref('int_missed_call_episodes_timed') }}
+    select * from {{ ref('int_missed_call_episodes_enriched') }}
 
 ),
 
-conversions as (
+as_of as (
 
-    select episode_id, count(distinct opportunity_id) as conversions
-    from {{ ref('int_episode_conversions_matched') }}
-    group by episode_id
+    select {{ as_of_utc() }} as as_of_utc
 
 ),
 
-opportunities_loaded as (
+segments as (
 
-    select count(*) as opportunities from {{ ref('int_crm_opportunities_deduplicated') }}
-
-),
-
-queue_owners as (
-
-    select lower(trim(queue)) as queue, min(nullif(trim(owner), '')) as owner
-    from {{ ref('queue_owners') }}
-    group by lower(trim(queue))
+    select * from {{ ref('stg_calendar__site_segments') }}
 
 ),
 
-caller_identities as (
+site_as_of as (
 
-    select caller_number_e164, identity_id from {{ ref('int_caller_identities_resolved') }}
-
-),
-
-survivor_owners as (
-
-    select contact_id as identity_id, owner from {{ ref('int_crm_contacts_identified') }}
-    where is_survivor
+    {{ site_cumulative_at_as_of('segments', 'as_of') }}
 
 ),
 
 final as (
 
     select
-        {{ as_of_utc() }} as as_of_utc,
+        as_of.as_of_utc,
         episodes.episode_id,
         episodes.first_call_key,
         episodes.caller_key,
         episodes.site,
         episodes.queue,
         episodes.ivr_selection,
-        coalesce(queue_owners.owner, survivor_owners.owner, 'unassigned') as owner,
+        episodes.owner,
         episodes.tracking_number,
         episodes.campaign,
         episodes.source,
@@ -81,34 +68,28 @@ final as (
         cast(episodes.delay_bucket_sort_order as integer) as delay_bucket_sort_order,
         cast(episodes.sla_business_minutes as double) as sla_business_minutes,
         episodes.sla_due_at_utc,
-        cast(episodes.minutes_to_sla as double) as minutes_to_sla,
-        episodes.sla_status,
+        cast({{ minutes_to_sla('episodes.sla_target_cumulative_seconds', 'site_as_of.cumulative_at_as_of') }} as double) as minutes_to_sla,
+        {{ sla_status(
+            'episodes.sla_business_minutes',
+            'episodes.sla_due_at_utc',
+            'episodes.first_attempt_at_utc',
+            'episodes.first_inbound_recovery_at_utc',
+            'as_of.as_of_utc'
+        ) }} as sla_status,
         episodes.horizon_ends_at_utc,
         episodes.is_contacted_within_sla,
-        case
-            when opportunities_loaded.opportunities = 0 then cast(null as boolean)
-            else coalesce(conversions.conversions, 0) > 0
-        end as converted,
-        case
-            when opportunities_loaded.opportunities = 0 then cast(null as integer)
-            else cast(coalesce(conversions.conversions, 0) as integer)
-        end as converting_opportunities,
+        episodes.converted,
+        episodes.converting_opportunities,
         (
             not episodes.is_noise
-            and episodes.first_missed_at_utc >= {{ add_seconds(as_of_utc(), '-86400.0 * ' ~ var('revenue_lookback_days')) }}
-            and episodes.first_missed_at_utc <= {{ as_of_utc() }}
+            and episodes.first_missed_at_utc >= {{ add_seconds('as_of.as_of_utc', '-86400.0 * ' ~ var('revenue_lookback_days')) }}
+            and episodes.first_missed_at_utc <= as_of.as_of_utc
         ) as is_in_revenue_lookback,
         episodes.week_start
     from episodes
-    cross join opportunities_loaded
-    left join conversions
-        on episodes.episode_id = conversions.episode_id
-    left join queue_owners
-        on lower(trim(episodes.queue)) = queue_owners.queue
-    left join caller_identities
-        on episodes.caller_number_e164 = caller_identities.caller_number_e164
-    left join survivor_owners
-        on caller_identities.identity_id = survivor_owners.identity_id
+    cross join as_of
+    left join site_as_of
+        on episodes.site = site_as_of.site
 
 )
 

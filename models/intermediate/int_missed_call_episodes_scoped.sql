@@ -1,0 +1,16 @@
+-- The collapsed episodes the rest of the episode chain computes on this build (macros/
+-- incremental.sql, "The rest of the episode chain per caller number"): every episode on a full
+-- build; on an incremental one, the episodes of the caller numbers int_callers_touched lists or
+-- whose fingerprint (int_episode_callers_fingerprinted) changed since the watermark, and the
+-- number-less ones. A view, compiled again by every build with its condition.
+-- depends_on: {{ ref('int_callers_touched') }}
+-- depends_on: {{ ref('int_episode_callers_fingerprinted') }}
+{{ config(materialized='view') }}
+with episodes as (
+
+    select * from {{ ref('int_missed_call_episodes_collapsed') }}
+    where {{ ringledger.in_episode_scope('caller_number_e164') }}
+
+)
+
+select * from episodes
