@@ -265,3 +265,101 @@
         select * from {{ ref('int_missed_call_episodes_collapsed') }}
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+  marts.fct_missed_call_episodes, incremental on DuckDB: the episodes int_missed_call_episodes_
+  enriched recomputed since the watermark (its load_seq above it) replace their rows, the rows
+  of episodes it no longer holds are deleted (pre-hook), and a post-hook brings the as-of
+  columns of every row to this build's as-of time (an update of four columns rather than the
+  whole table written again). The as-of columns' expressions come from one macro
+  (episode_as_of_values), read by the model and by the post-hook.
+-#}
+
+{#- The episodes the mart (re)writes: `where` condition on int_missed_call_episodes_enriched;
+    true on a full build. -#}
+{% macro in_episodes_recomputed() -%}
+    {%- if is_incremental() -%}
+        load_seq > {{ ringledger.built_through_load_seq() }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro delete_recomputed_episodes() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as stored
+        where stored.episode_id in (
+            select episode_id from {{ ref('int_missed_call_episodes_enriched') }}
+            where {{ ringledger.in_episodes_recomputed() }}
+        )
+            or not exists (
+                select 1 from {{ ref('int_missed_call_episodes_enriched') }} as episodes
+                where episodes.episode_id = stored.episode_id
+            )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The CTEs the as-of columns read (after a `with`): `as_of` (one row) and `site_as_of` (each
+    site's cumulative open seconds then). -#}
+{% macro episode_as_of_ctes() -%}
+as_of as (
+
+    select {{ as_of_utc() }} as as_of_utc
+
+),
+
+as_of_segments as (
+
+    select * from {{ ref('stg_calendar__site_segments') }}
+
+),
+
+site_as_of as (
+
+    {{ site_cumulative_at_as_of('as_of_segments', 'as_of') }}
+
+)
+{%- endmacro %}
+
+{#- The as-of columns of an episode (`episodes`: int_missed_call_episodes_enriched's columns)
+    for the as-of time, from `as_of` and `site_as_of` joined on the episode's site
+    (metrics.md sections 4 and 6): a mapping of column name to SQL expression. -#}
+{% macro episode_as_of_values() -%}
+    {{ return({
+        'as_of_utc': 'as_of.as_of_utc',
+        'minutes_to_sla': 'cast(' ~ minutes_to_sla('episodes.sla_target_cumulative_seconds', 'site_as_of.cumulative_at_as_of') ~ ' as double)',
+        'sla_status': sla_status(
+            'episodes.sla_business_minutes',
+            'episodes.sla_due_at_utc',
+            'episodes.first_attempt_at_utc',
+            'episodes.first_inbound_recovery_at_utc',
+            'as_of.as_of_utc'
+        ),
+        'is_in_revenue_lookback': '(not episodes.is_noise and episodes.first_missed_at_utc >= '
+            ~ add_seconds('as_of.as_of_utc', '-86400.0 * ' ~ var('revenue_lookback_days'))
+            ~ ' and episodes.first_missed_at_utc <= as_of.as_of_utc)',
+    }) }}
+{%- endmacro %}
+
+{#- Post-hook: the as-of columns of every stored row brought to this build's as-of time. -#}
+{% macro refresh_episode_as_of_columns() -%}
+    {%- if is_incremental() -%}
+        update {{ this }} as stored set
+            {%- for column in ringledger.episode_as_of_values() %}
+            {{ column }} = current_values.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from (
+            with {{ ringledger.episode_as_of_ctes() }}
+            select
+                episodes.episode_id
+                {%- for column, expression in ringledger.episode_as_of_values().items() %},
+                {{ expression }} as {{ column }}
+                {%- endfor %}
+            from {{ ref('int_missed_call_episodes_enriched') }} as episodes
+            cross join as_of
+            left join site_as_of
+                on episodes.site = site_as_of.site
+        ) as current_values
+        where stored.episode_id = current_values.episode_id
+    {%- endif -%}
+{%- endmacro %}

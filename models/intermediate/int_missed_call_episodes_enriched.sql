@@ -5,7 +5,8 @@
 -- the current build's as-of time, from the SLA target and due time stored here.
 -- Incremental on DuckDB: a build after new loads deletes the rows of the episodes it recomputes
 -- (int_missed_call_episodes_scoped) and of the episodes no longer collapsed, and appends the
--- recomputed ones; every other episode keeps its row. Then the scoped view is every collapsed
+-- recomputed ones, marked with the ledger's highest load_seq (the mart rewrites the rows above
+-- the watermark); every other episode keeps its row. Then the scoped view is every collapsed
 -- episode again (reset_episode_scope).
 -- depends_on: {{ ref('int_callers_touched') }}
 -- depends_on: {{ ref('int_episode_callers_fingerprinted') }}
@@ -118,7 +119,8 @@ final as (
         case
             when opportunities_loaded.opportunities = 0 then cast(null as integer)
             else cast(coalesce(conversions.conversions, 0) as integer)
-        end as converting_opportunities
+        end as converting_opportunities,
+        {{ ringledger.current_load_seq() }} as load_seq
     from episodes
     cross join opportunities_loaded
     left join conversions

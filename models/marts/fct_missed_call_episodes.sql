@@ -3,36 +3,28 @@
 -- (metrics.md sections 2-6). BI-facing: caller_key only, never the caller's number.
 -- The episodes are computed per caller number and stored in int_missed_call_episodes_enriched
 -- (macros/incremental.sql, "The rest of the episode chain per caller number"); the columns that
--- depend on the as-of time are computed here, on every row, for this build's as-of time (the
--- SLA status and minutes to it, by the same macros as int_missed_call_episodes_timed).
+-- depend on the as-of time are computed here for this build's as-of time (the SLA status and
+-- minutes to it by the same macros as int_missed_call_episodes_timed). Incremental on DuckDB
+-- (macros/incremental.sql): a build after new loads writes the episodes recomputed since the
+-- watermark, deletes those no longer stored, and updates the as-of columns of every other row.
+{{ ringledger.replaced_rows_config(
+    "{{ ringledger.delete_recomputed_episodes() }}",
+    "{{ ringledger.refresh_episode_as_of_columns() }}"
+) }}
+{%- set as_of_values = ringledger.episode_as_of_values() %}
 with episodes as (
 
     select * from {{ ref('int_missed_call_episodes_enriched') }}
+    where {{ ringledger.in_episodes_recomputed() }}
 
 ),
 
-as_of as (
-
-    select {{ as_of_utc() }} as as_of_utc
-
-),
-
-segments as (
-
-    select * from {{ ref('stg_calendar__site_segments') }}
-
-),
-
-site_as_of as (
-
-    {{ site_cumulative_at_as_of('segments', 'as_of') }}
-
-),
+{{ ringledger.episode_as_of_ctes() }},
 
 final as (
 
     select
-        as_of.as_of_utc,
+        {{ as_of_values.as_of_utc }} as as_of_utc,
         episodes.episode_id,
         episodes.first_call_key,
         episodes.caller_key,
@@ -68,23 +60,13 @@ final as (
         cast(episodes.delay_bucket_sort_order as integer) as delay_bucket_sort_order,
         cast(episodes.sla_business_minutes as double) as sla_business_minutes,
         episodes.sla_due_at_utc,
-        cast({{ minutes_to_sla('episodes.sla_target_cumulative_seconds', 'site_as_of.cumulative_at_as_of') }} as double) as minutes_to_sla,
-        {{ sla_status(
-            'episodes.sla_business_minutes',
-            'episodes.sla_due_at_utc',
-            'episodes.first_attempt_at_utc',
-            'episodes.first_inbound_recovery_at_utc',
-            'as_of.as_of_utc'
-        ) }} as sla_status,
+        {{ as_of_values.minutes_to_sla }} as minutes_to_sla,
+        {{ as_of_values.sla_status }} as sla_status,
         episodes.horizon_ends_at_utc,
         episodes.is_contacted_within_sla,
         episodes.converted,
         episodes.converting_opportunities,
-        (
-            not episodes.is_noise
-            and episodes.first_missed_at_utc >= {{ add_seconds('as_of.as_of_utc', '-86400.0 * ' ~ var('revenue_lookback_days')) }}
-            and episodes.first_missed_at_utc <= as_of.as_of_utc
-        ) as is_in_revenue_lookback,
+        {{ as_of_values.is_in_revenue_lookback }} as is_in_revenue_lookback,
         episodes.week_start
     from episodes
     cross join as_of
