@@ -216,8 +216,8 @@
 {%- endmacro %}
 
 {#-
-  The rest of the episode chain per caller number (docs/benchmarks.md, "The episode chain per
-  caller number"): int_missed_call_episodes_classified, ..._recovered and ..._timed read the
+  The rest of the episode chain per caller number (docs/benchmarks.md, "The rest of the episode
+  chain per caller number"): int_missed_call_episodes_classified, ..._recovered and ..._timed read the
   collapsed episodes through int_missed_call_episodes_scoped, which on an incremental build
   holds the episodes of
   - the numbers int_missed_call_episodes_collapsed recomputed (int_callers_touched: their
@@ -254,6 +254,20 @@
             ))
     {%- else -%}
         true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of the per-episode models recomputed with the scope (int_episode_conversions_matched,
+    int_missed_call_episodes_enriched): delete the rows of the scoped episodes and of the
+    episodes no longer collapsed; nothing on a full build. -#}
+{% macro delete_scoped_episodes() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as stored
+        where stored.episode_id in (select episode_id from {{ ref('int_missed_call_episodes_scoped') }})
+            or not exists (
+                select 1 from {{ ref('int_missed_call_episodes_collapsed') }} as episodes
+                where episodes.episode_id = stored.episode_id
+            )
     {%- endif -%}
 {%- endmacro %}
 

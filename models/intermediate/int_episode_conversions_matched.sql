@@ -2,10 +2,17 @@
 -- CRM identity (as merged now) created after the first miss (the instant excluded) and within
 -- conversion_window_days of it, up to the as-of time. One opportunity can convert several
 -- episodes; one row per (episode, opportunity).
+-- Incremental on DuckDB, per caller number like the episodes it reads
+-- (int_missed_call_episodes_scoped: macros/incremental.sql, "The rest of the episode chain per
+-- caller number"): a build after new loads replaces the rows of the scoped episodes and
+-- deletes those of the episodes no longer collapsed; the callers' fingerprints cover the
+-- identities, contacts and opportunities (up to the as-of time) read here.
+-- depends_on: {{ ref('int_missed_call_episodes_collapsed') }}
+{{ ringledger.replaced_rows_config("{{ ringledger.delete_scoped_episodes() }}") }}
 with episodes as (
 
     select episode_id, caller_number_e164, first_missed_at_utc
-    from {{ ref('int_missed_call_episodes_collapsed') }}
+    from {{ ref('int_missed_call_episodes_scoped') }}
     where caller_number_e164 is not null
 
 ),

@@ -13,9 +13,7 @@
 -- depends_on: {{ ref('int_missed_call_episodes_scoped') }}
 -- depends_on: {{ ref('int_missed_call_episodes_collapsed') }}
 {{ ringledger.replaced_rows_config(
-    "{% if is_incremental() %}delete from {{ this }} as stored where stored.episode_id in (select episode_id from "
-    ~ "{{ ref('int_missed_call_episodes_scoped') }}) or not exists (select 1 from "
-    ~ "{{ ref('int_missed_call_episodes_collapsed') }} as episodes where episodes.episode_id = stored.episode_id){% endif %}",
+    "{{ ringledger.delete_scoped_episodes() }}",
     "{{ ringledger.reset_episode_scope() }}"
 ) }}
 with episodes as (
