@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import duckdb
 import phonenumbers
@@ -84,6 +84,12 @@ def _valid(text: str) -> bool:
         return False
 
 
+def _e164(text: str) -> str:
+    return phonenumbers.format_number(
+        phonenumbers.parse(text, "US"), phonenumbers.PhoneNumberFormat.E164
+    )
+
+
 def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
@@ -121,6 +127,19 @@ def _caller_numbers(path) -> list[tuple]:
             "select distinct caller_number_e164 from intermediate.int_missed_call_episodes_collapsed "
             "where caller_number_e164 is not null"
         ).fetchall()
+
+
+def _crm_facts(path, form_number: str, won_number: str) -> tuple[int, int]:
+    """The episodes of one caller number with intent rule 3 (a sales form), and those of
+    another that converted, in the warehouse's episode mart."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            "select count(*) filter (where s.caller_number_e164 = ? and e.intent_rule = 3), "
+            "count(*) filter (where s.caller_number_e164 = ? and e.converted) "
+            "from marts.fct_missed_call_episodes e "
+            "join intermediate.int_missed_call_episodes_enriched s using (episode_id)",
+            [form_number, won_number],
+        ).fetchone()
 
 
 def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
@@ -164,7 +183,8 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     # a first-day miss delivered again with another caller number (the episodes of both
     # numbers change), and a first-day miss named by a new wrong-number CRM activity (it
     # becomes noise): neither caller calls on the new day
-    renumbered, flagged = _quiet_misses(full_landing, new_day, {moved_leg, new_parent})[:2]
+    quiet = _quiet_misses(full_landing, new_day, {moved_leg, new_parent})
+    renumbered, flagged = quiet[:2]
     _append_csv(new_day_calls, {**renumbered, "from_number": "+12125550177"})
     new_day_activities = next(p for p in new_day if p.name.startswith("activities"))
     _append_csv(
@@ -178,6 +198,54 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "duration_seconds": "20",
         },
     )
+    # CRM-only changes to two other quiet callers' old episodes, which only their fingerprints
+    # (int_episode_callers_fingerprinted) bring into the day's build: a sales form submitted
+    # the day before one's miss (intent rule 3), and a new contact with an opportunity created
+    # the day after the other's (a conversion)
+    taken = {_digits(row["from_number"]) for row in (renumbered, flagged)}
+    form_caller = next(
+        row
+        for row in quiet[2:]
+        if not row["ivr_selection"] and _digits(row["from_number"]) not in taken
+    )
+    taken.add(_digits(form_caller["from_number"]))
+    won_caller = next(row for row in quiet[2:] if _digits(row["from_number"]) not in taken)
+    missed_at = {
+        row["call_id"]: datetime.fromisoformat(row["started_at"])
+        for row in (form_caller, won_caller)
+    }
+    _append_csv(
+        next(p for p in new_day if p.name.startswith("form_submissions")),
+        {
+            "submission_id": "FS-TEST-QUOTE",
+            "submitted_at": f"{missed_at[form_caller['call_id']] - timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z",
+            "phone": form_caller["from_number"],
+            "form_type": "quote",
+        },
+    )
+    _append_csv(
+        next(p for p in new_day if p.name.startswith("contacts")),
+        {
+            "contact_id": "CT-TEST-NEW",
+            "phone": won_caller["from_number"],
+            "created_at": "2024-01-02T10:00:00Z",
+            "updated_at": f"{LAST_DAY}T08:00:00Z",
+            "lifecycle": "lead",
+            "owner": "Test Owner",
+        },
+    )
+    _append_csv(
+        next(p for p in new_day if p.name.startswith("opportunities")),
+        {
+            "opportunity_id": "OPP-TEST-NEW",
+            "contact_id": "CT-TEST-NEW",
+            "created_at": f"{missed_at[won_caller['call_id']] + timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z",
+            "stage": "Prospecting",
+            "amount": "1000",
+            "is_won": "false",
+            "is_closed": "false",
+        },
+    )
 
     # the warehouse holding every day but the last, then the last day's files added
     daily_landing = tmp_path / "landing_daily"
@@ -187,6 +255,8 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     daily = tmp_path / "daily"
     first = run_pipeline(daily_landing, daily / "warehouse.duckdb", daily / "ringledger.duckdb")
     assert first.exit_code == 0, first.errors
+    crm_numbers = (_e164(form_caller["from_number"]), _e164(won_caller["from_number"]))
+    assert _crm_facts(daily / "warehouse.duckdb", *crm_numbers) == (0, 0)
     for path in new_day:
         shutil.copy2(path, daily_landing / path.relative_to(full_landing))
     started = time.perf_counter()
@@ -208,6 +278,22 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
             [flagged["call_id"]],
         ).fetchone() == ("wrong_number",)
+        # the two CRM-only changes reached the old episodes through the callers' fingerprints,
+        # not through their calls
+        for number in crm_numbers:
+            assert not con.execute(
+                "select count(*) from intermediate.int_callers_touched where caller_number_e164 = ?",
+                [number],
+            ).fetchone()[0]
+            assert con.execute(
+                "select load_seq > (select max(load_seq) from raw.load_ledger where file not like ?) "
+                "from intermediate.int_episode_callers_fingerprinted where caller_number_e164 = ?",
+                [f"%{LAST_DAY}%", number],
+            ).fetchone() == (True,)
+    # ... and changed them: a rule-3 episode, a converted one
+    form_episodes, won_episodes = _crm_facts(daily / "warehouse.duckdb", *crm_numbers)
+    assert form_episodes > 0 and won_episodes > 0
+    with duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True) as con:
         # the activity naming the moved leg is linked to the new parent's call only
         assert con.execute(
             "select l.call_key = c.call_key from intermediate.int_crm_activity_calls_linked l "
