@@ -142,6 +142,40 @@ def _crm_facts(path, form_number: str, won_number: str) -> tuple[int, int]:
         ).fetchone()
 
 
+def _redeliver_converting_opportunity(warehouse, landing, new_day: list) -> None:
+    """Append to the new day's opportunities export a copy of an opportunity of an earlier
+    export that converts an episode, won now with a new amount (id and creation unchanged)."""
+    new_file = next(p for p in new_day if p.name.startswith("opportunities"))
+    new_ids = {row["opportunity_id"] for row in csv.DictReader(new_file.open(newline=""))}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        matched = {
+            row[0]
+            for row in con.execute(
+                "select distinct opportunity_id from intermediate.int_episode_conversions_matched"
+            ).fetchall()
+        }
+    earlier = [
+        row
+        for path in sorted((landing / "crm").glob("opportunities_*.csv"))
+        if path != new_file
+        for row in csv.DictReader(path.open(newline=""))
+        if row["opportunity_id"] in matched - new_ids
+    ]
+    assert earlier, "no converting opportunity of an earlier export to deliver again"
+    row = earlier[-1]
+    _append_csv(
+        new_file,
+        {
+            **row,
+            "amount": f"{float(row['amount'] or 0) + 1234.5:.2f}",
+            "stage": "Closed Won",
+            "closed_at": f"{LAST_DAY}T09:00:00Z",
+            "is_won": "true",
+            "is_closed": "true",
+        },
+    )
+
+
 def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
     """Append to the new day's telephony file a copy of a first-day leg that was a call of
     its own, now under the parent of another first-day call. Returns (leg, new parent)."""
@@ -257,6 +291,9 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     assert first.exit_code == 0, first.errors
     crm_numbers = (_e164(form_caller["from_number"]), _e164(won_caller["from_number"]))
     assert _crm_facts(daily / "warehouse.duckdb", *crm_numbers) == (0, 0)
+    # an earlier opportunity that converts an episode delivered again with another amount and
+    # stage (its id and creation unchanged): the conversions read by the revenue at risk follow
+    _redeliver_converting_opportunity(daily / "warehouse.duckdb", full_landing, new_day)
     for path in new_day:
         shutil.copy2(path, daily_landing / path.relative_to(full_landing))
     started = time.perf_counter()

@@ -4,8 +4,9 @@
 -- - its CRM identity (int_caller_identities_resolved), and of that identity: the earliest
 --   creation of a customer contact and the earliest close of a won opportunity (intent rule 6
 --   asks whether either came by the miss), the survivor contact's owner (the episode's owner
---   when no queue owner), and its opportunities created up to the as-of time, each by id and
---   creation (conversions);
+--   when no queue owner), and its opportunities created up to the as-of time, each by id,
+--   creation, amount, won and closed (the conversions, and the values the revenue at risk
+--   reads from them);
 -- - its sales forms' submission times (intent rule 3);
 -- - its CRM-only callback attempts (time after the clock-skew correction, connected or not):
 --   the PBX ones are calls, and a touched call's numbers are recomputed anyway;
@@ -48,7 +49,7 @@ contacts as (
 
 opportunities as (
 
-    select opportunity_id, contact_id, created_at_utc, closed_at_utc, is_won
+    select opportunity_id, contact_id, created_at_utc, closed_at_utc, amount, is_won, is_closed
     from {{ ref('int_crm_opportunities_deduplicated') }}
 
 ),
@@ -73,6 +74,9 @@ identity_opportunities as (
         {{ ringledger.set_hash([
             "case when opportunities.created_at_utc <= as_of.as_of_utc then opportunities.opportunity_id end",
             "case when opportunities.created_at_utc <= as_of.as_of_utc then opportunities.created_at_utc end",
+            "case when opportunities.created_at_utc <= as_of.as_of_utc then opportunities.amount end",
+            "case when opportunities.created_at_utc <= as_of.as_of_utc then opportunities.is_won end",
+            "case when opportunities.created_at_utc <= as_of.as_of_utc then opportunities.is_closed end",
         ]) }} as opportunities_hash
     from opportunities
     inner join contacts
