@@ -50,6 +50,8 @@ PARSE_KIND = "parse.kind"
 # how long a run waits for the warm-up's parse (6-10 s at most on the 2-core machine) before
 # it takes it for hung: the server is stopped and the run parses in its own process
 WARM_UP_TIMEOUT_SECONDS = 300.0
+# how long stopping the server waits after SIGTERM before SIGKILL (DbtZygote.stop_server)
+SERVER_STOP_GRACE_SECONDS = 1.0
 # dbt's events that say a parse reused its saved state
 PARTIAL_PARSE_EVENTS = frozenset({"PartialParsingEnabled", "PartialParsingSkipParsing"})
 # what the children inherit: dbt's command line, the adapters' plugins and the build task
@@ -405,11 +407,14 @@ class DbtZygote:
 
     def stop_server(self) -> None:
         """Stop the server but keep the launcher: with nothing listening on its socket, the
-        launcher runs the installed dbt itself."""
+        launcher runs the installed dbt itself. SIGTERM first, SIGKILL after
+        SERVER_STOP_GRACE_SECONDS: the server holds nothing to save (its builds are its
+        children), and a run's end once waited 10 s here for a server that outlived SIGTERM
+        (docs/benchmarks.md, sixteenth session)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=SERVER_STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

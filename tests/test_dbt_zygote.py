@@ -134,6 +134,31 @@ def test_closing_stops_the_server_and_removes_its_directory():
     assert not server.directory.exists()
 
 
+def test_closing_kills_a_server_that_outlives_sigterm_after_the_grace():
+    """A server that does not end on SIGTERM is killed after SERVER_STOP_GRACE_SECONDS, not
+    after the 10 s a run's end once waited for one."""
+    import signal
+
+    from orchestration.dbt_zygote import SERVER_STOP_GRACE_SECONDS
+
+    server = DbtZygote(dbt_executable())
+    server.stop_server()
+    stubborn = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    server.process = subprocess.Popen(
+        [sys.executable, "-c", stubborn], stdout=subprocess.PIPE, text=True
+    )
+    assert server.process.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    server.close()
+    waited = time.monotonic() - started
+    assert server.process.returncode == -signal.SIGKILL
+    assert SERVER_STOP_GRACE_SECONDS <= waited < SERVER_STOP_GRACE_SECONDS + 4
+    server.process.stdout.close()
+
+
 def test_the_run_uses_the_fork_server_unless_switched_off(monkeypatch):
     from orchestration import runner
 
