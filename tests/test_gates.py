@@ -58,7 +58,9 @@ def test_clean_run_passes_every_gate(clean_published):
     assert quality["passed"] is True and len(quality["gates"]) == len(GATES)
     # the results are published with the marts
     with duckdb.connect(str(marts), read_only=True) as con:
-        assert con.execute("select count(*) from marts.data_quality_results").fetchone()[0] == len(GATES)
+        assert con.execute("select count(*) from marts.data_quality_results").fetchone()[0] == len(
+            GATES
+        )
 
 
 @pytest.mark.slow
@@ -153,10 +155,76 @@ def test_ingest_prefetches_great_expectations(tmp_path):
     import sys
 
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, check=True,
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.split() == ["False", "True"], done.stderr
     # the ingest asset is where it starts
     source = (Path(__file__).resolve().parents[1] / "orchestration/assets/ingest.py").read_text()
     assert "prefetch_great_expectations()" in source
+
+
+def _dedup_warehouse(path: Path, pending_mode: str | None) -> duckdb.DuckDBPyConnection:
+    """The tables gate_deduplication reads, with legs 'old' (loaded at seq 3, twice in
+    int_legs_deduplicated) and 'new' (seq 6, once), and a watermark at seq 5."""
+    from orchestration.incremental import ensure_state_table
+
+    con = duckdb.connect(str(path))
+    for schema in ("staging", "intermediate"):
+        con.execute(f"create schema {schema}")
+    con.execute(
+        "create table staging.stg_telephony__legs as select * from (values "
+        "('pbx', 'old', 3), ('pbx', 'new', 6)) as t(source_system, call_id, load_seq)"
+    )
+    con.execute(
+        "create table intermediate.int_legs_deduplicated as select * from (values "
+        "('pbx', 'old'), ('pbx', 'old'), ('pbx', 'new')) as t(source_system, call_id)"
+    )
+    con.execute(
+        "create table staging.stg_crm__contacts as select 'c1' as contact_id, "
+        "'+12125550100' as phone_e164, null::varchar as mobile_phone_e164"
+    )
+    con.execute(
+        "create table staging.stg_crm__contact_identities as select 'c1' as contact_id, "
+        "'i1' as identity_id"
+    )
+    ensure_state_table(con)
+    con.execute("insert into raw.build_state values ('built', 5, 'f', 'incremental', now())")
+    if pending_mode is not None:
+        con.execute(
+            "insert into raw.build_state values ('models_pending', 6, 'f', ?, now())",
+            [pending_mode],
+        )
+    return con
+
+
+def test_deduplication_gate_reads_the_new_keys_after_an_incremental_build(tmp_path):
+    """After an incremental models build the gate groups only the legs of keys with a copy
+    loaded since the watermark (the other rows passed an earlier gate); after a full refresh,
+    or with no models build pending, it groups every leg and finds the older duplicate."""
+    from orchestration.gates import _Validator, gate_deduplication
+
+    validator = _Validator()
+    for mode, scoped in (
+        ("incremental", True),
+        ("full refresh (no earlier build)", False),
+        (None, False),
+    ):
+        with _dedup_warehouse(tmp_path / f"{scoped}{mode is None}.duckdb", mode) as con:
+            result = gate_deduplication(con, None, validator)
+        if scoped:
+            assert result.passed, result.detail
+            assert "1 of 3 legs checked" in result.detail
+        else:
+            assert not result.passed and result.measured_value == 1.0, result.detail
+            assert "legs checked" not in result.detail
+        validator = _Validator()  # a validation's name is used once per validator
+    # a duplicate of a key with a new copy is found by the scoped gate
+    with _dedup_warehouse(tmp_path / "new_duplicate.duckdb", "incremental") as con:
+        con.execute("insert into intermediate.int_legs_deduplicated values ('pbx', 'new')")
+        result = gate_deduplication(con, None, validator)
+    assert not result.passed and result.measured_value == 1.0
+    assert "2 of 4 legs checked" in result.detail
