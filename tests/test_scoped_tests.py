@@ -1,4 +1,6 @@
-"""The per-call `unique` tests read the calls the build recomputed (macros/test_unique_per_call.sql).
+"""The per-call `unique` tests read the calls the build recomputed (macros/test_unique_per_call.sql),
+and the other incremental models' `unique_recomputed` tests the keys the build wrote
+(macros/test_unique_recomputed.sql).
 
 On an incremental build the per-call tables keep every untouched call's rows as the build that
 tested them left them, so the test reads only the touched calls' rows; on a full refresh it
@@ -19,8 +21,10 @@ from dbt_helpers import run_dbt
 TEST_NODE = "unique_per_call_int_calls_call_key"
 
 
-def dbt(command: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    return run_dbt([*command, "--select", TEST_NODE], warehouse, target)
+def dbt(
+    command: list[str], warehouse: Path, target: Path, node: str = TEST_NODE
+) -> subprocess.CompletedProcess:
+    return run_dbt([*command, "--select", node], warehouse, target)
 
 
 def failing_rows(completed: subprocess.CompletedProcess) -> int:
@@ -56,3 +60,45 @@ def test_unique_per_call_reads_touched_calls_unless_full_refresh(pipeline_wareho
     assert failing_rows(dbt(["test"], warehouse, tmp_path / "incremental")) == 1
     # a full refresh's test: both
     assert failing_rows(dbt(["build", "--full-refresh"], warehouse, tmp_path / "full")) == 2
+
+
+RECOMPUTED_NODE = (
+    "unique_recomputed_int_missed_call_episodes_enriched_episode_id__recomputed_episodes"
+)
+
+
+def test_unique_recomputed_counts_every_row_of_the_keys_written_unless_full_refresh(
+    pipeline_warehouse, tmp_path
+):
+    """Three duplicated episode_ids in int_missed_call_episodes_enriched: one whose copies
+    are both old rows (an earlier build's, load_seq at the watermark), one whose extra copy
+    this build wrote (load_seq above it) beside the old row, and one with both copies new. The
+    incremental build's test finds the two with a written row, old copies included; a full
+    refresh's every one."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy2(pipeline_warehouse, warehouse)
+    table = "intermediate.int_missed_call_episodes_enriched"
+    with duckdb.connect(str(warehouse)) as con:
+        watermark = con.execute(
+            "select through_load_seq from raw.build_state where name = 'built'"
+        ).fetchone()[0]
+        assert con.execute(f"select max(load_seq) from {table}").fetchone()[0] <= watermark
+        old, mixed, new = (
+            row[0]
+            for row in con.execute(
+                f"select episode_id from {table} order by episode_id limit 3"
+            ).fetchall()
+        )
+        con.execute(f"insert into {table} select * from {table} where episode_id = ?", [old])
+        for episode_id in (mixed, new):
+            con.execute(
+                f"insert into {table} select * replace (? as load_seq) from {table} "
+                "where episode_id = ?",
+                [watermark + 1, episode_id],
+            )
+        con.execute(f"update {table} set load_seq = ? where episode_id = ?", [watermark + 1, new])
+
+    target = tmp_path / "incremental"
+    assert failing_rows(dbt(["test"], warehouse, target, RECOMPUTED_NODE)) == 2
+    full = tmp_path / "full"
+    assert failing_rows(dbt(["build", "--full-refresh"], warehouse, full, RECOMPUTED_NODE)) == 3
