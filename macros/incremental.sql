@@ -67,6 +67,12 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The rows of int_callback_attempts_unioned it recomputes on every build (`always` of its
+    per_call_config; the scope of its unique_recomputed test): the CRM-only attempts. -#}
+{% macro attempts_recomputed_every_build() -%}
+    attempt_source = 'crm'
+{%- endmacro %}
+
 {#- Pre-hook: delete the rows whose `column` is in the touched set, and those where condition
     `always` holds (rows the model recomputes on every build); nothing on a full build. -#}
 {% macro delete_changed(column, kind, always=none) -%}

@@ -42,6 +42,8 @@ having count(*) > 1
       (int_crm_activity_calls_linked, touched_records_config);
     - 'new_activity_copies': the activities with a copy loaded after the watermark
       (int_crm_activities_deduplicated, per_record_config);
+    - 'touched_calls_and_crm_attempts': the attempts of the calls of int_calls_touched
+      ('root') and every CRM-only attempt (int_callback_attempts_unioned, per_call_config);
     - 'touched_callers': the numbers of int_callers_touched and the number-less episodes
       (int_missed_call_episodes_collapsed, per_caller_config);
     - 'recomputed_episodes': the rows marked with a load_seq above the watermark
@@ -55,6 +57,9 @@ having count(*) > 1
         activity_id in (
             select activity_id from {{ ref('stg_crm__activities') }} where load_seq > {{ watermark }}
         )
+    {%- elif scope == 'touched_calls_and_crm_attempts' -%}
+        (call_id in (select call_id from {{ ref('int_calls_touched') }} where kind = 'root')
+            or {{ ringledger.attempts_recomputed_every_build() }})
     {%- elif scope == 'touched_callers' -%}
         (caller_number_e164 is null
             or caller_number_e164 in (select caller_number_e164 from {{ ref('int_callers_touched') }}))

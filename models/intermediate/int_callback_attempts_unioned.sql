@@ -10,7 +10,7 @@
 -- over all pairs that dates without pairs take), and keeps the other PBX attempts. PBX calls
 -- never start after the as-of time (the latest leg loaded), so a later as-of changes none.
 -- depends_on: {{ ref('int_calls_touched') }}
-{{ ringledger.per_call_config('root', "attempt_source = 'crm'") }}
+{{ ringledger.per_call_config('root', ringledger.attempts_recomputed_every_build()) }}
 with {{ ringledger.touched_rows_cte('touched_calls', ref('int_calls_classified'), ringledger.in_changed('call_id', 'root')) }}
 
 pbx_outbound as (
