@@ -149,6 +149,13 @@ def record_models_built(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None
     _record(con, "models_pending", plan)
 
 
+def forget_models_built(con: duckdb.DuckDBPyConnection) -> None:
+    """A build of a subset of the models ran after the pending complete one: the marts that
+    follow do not move the watermark (the next build recomputes a superset)."""
+    ensure_state_table(con)
+    con.execute(f"DELETE FROM {STATE_TABLE} WHERE name = 'models_pending'")
+
+
 def record_marts_built(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> bool:
     """The marts were built too: the models' pending watermark becomes the warehouse's.
     False when no complete models build of the same fingerprint preceded the marts."""

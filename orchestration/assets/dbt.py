@@ -157,6 +157,10 @@ def _dbt_build(
             try:
                 if context.is_subset:
                     note_marts_built(con, incremental=False)
+                    if layer == "models":
+                        # no complete models build is pending any more: the watermark stays,
+                        # and the gates read every row (orchestration/gates.py)
+                        incremental.forget_models_built(con)
                 elif layer == "models":
                     incremental.record_models_built(con, plan)
                 else:
