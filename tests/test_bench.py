@@ -111,6 +111,7 @@ def test_day_bench_times_the_last_day_on_the_warehouse_of_the_others(tmp_path):
     assert record["day_files"] == record["day_files_loaded"] == len(day_files)
     assert record["dbt_parse"] == "partial"
     assert record["day_publish_mode"] == "delta"
+    assert record["sync_seconds_before_day"] >= 0
     assert record["day_share"] == pytest.approx(
         record["wall_seconds"] / record["full_wall_seconds"], abs=0.001
     )
