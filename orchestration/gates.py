@@ -375,7 +375,7 @@ def gate_crm_number_normalization(con, config: Config, validator: _Validator, **
                        "check crm_default_region and the CRM's phone fields")
 
 
-def legs_loaded_since_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
+def pending_incremental_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
     """The watermark (`raw.build_state`) when the models were last built incrementally on
     DuckDB and that build awaits its marts (orchestration/incremental.py); None otherwise (a
     full refresh, a Spark build, a warehouse without the state table). The per-record models
@@ -397,7 +397,7 @@ def legs_loaded_since_watermark(con: duckdb.DuckDBPyConnection) -> int | None:
 def gate_deduplication(con, config: Config, validator: _Validator, **_) -> GateResult:
     # after an incremental build only the keys with a copy loaded since the watermark: the
     # other rows of int_legs_deduplicated are those an earlier gate passed (docs/benchmarks.md)
-    watermark = legs_loaded_since_watermark(con)
+    watermark = pending_incremental_watermark(con)
     scope = (
         "where (source_system, call_id) in (select source_system, call_id "
         "from staging.stg_telephony__legs where load_seq > ?)"

@@ -109,15 +109,15 @@ def test_a_subset_models_build_after_a_complete_one_keeps_the_watermark(con):
     """A complete models build, then a build of a subset of the models (forget_models_built):
     the marts that follow do not move the watermark, and the deduplication gate, which scopes
     itself by the pending complete build, reads every leg."""
-    from orchestration.gates import legs_loaded_since_watermark
+    from orchestration.gates import pending_incremental_watermark
 
     _built(con)
     _load(con, "telephony/calls_2.csv", "telephony")
     plan = incremental.plan_build(con, "f1")
     incremental.record_models_built(con, plan)
-    assert legs_loaded_since_watermark(con) == 3
+    assert pending_incremental_watermark(con) == 3
     incremental.forget_models_built(con)
-    assert legs_loaded_since_watermark(con) is None
+    assert pending_incremental_watermark(con) is None
     assert not incremental.record_marts_built(con, plan)
     (watermark,) = con.execute(
         "select through_load_seq from raw.build_state where name = 'built'"
