@@ -94,7 +94,11 @@ def data_quality_gates(context: AssetExecutionContext, warehouse: WarehouseResou
     )
     for r in results:
         (context.log.info if r.passed else context.log.error)(
-            "gate %s %s: %s", r.gate, "passed" if r.passed else "FAILED", r.detail
+            "gate %s %s: %s%s",
+            r.gate,
+            "passed" if r.passed else "FAILED",
+            r.detail,
+            f" (read {r.scope})" if r.scope else "",
         )
     yield MaterializeResult(
         metadata={
@@ -114,5 +118,6 @@ def data_quality_gates(context: AssetExecutionContext, warehouse: WarehouseResou
                 "detail": r.detail,
                 "failing_examples_masked": ", ".join(r.examples) or "none",
                 "frame_rows": r.frame_rows,
+                "rows_read": r.scope or "every row",
             },
         )
