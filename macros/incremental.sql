@@ -59,8 +59,11 @@
 {#- `where` condition keeping the rows whose `column` is in the touched set of `kind` ('leg':
     leg call_ids, 'root': call roots; int_calls_touched); true on a full build. A model using it
     declares `-- depends_on: {{ ref('int_calls_touched') }}` (dbt parses models as full builds). -#}
-{% macro in_changed(column, kind) -%}
-    {%- if is_incremental() -%}
+{#- (`incremental`, here and in in_touched_callers, in_touched_records, in_episodes_recomputed:
+    true or false instead of is_incremental(), for the unique_recomputed tests, where
+    is_incremental() is false.) -#}
+{% macro in_changed(column, kind, incremental=none) -%}
+    {%- if (is_incremental() if incremental is none else incremental) -%}
         {{ column }} in (select call_id from {{ ref('int_calls_touched') }} where kind = '{{ kind }}')
     {%- else -%}
         true
@@ -151,8 +154,8 @@
 {#- `where` condition keeping the rows whose `column` (a caller's E.164) is in
     int_callers_touched or null; true on a full build. A model using it declares
     `-- depends_on: {{ ref('int_callers_touched') }}`. -#}
-{% macro in_touched_callers(column) -%}
-    {%- if is_incremental() -%}
+{% macro in_touched_callers(column, incremental=none) -%}
+    {%- if (is_incremental() if incremental is none else incremental) -%}
         ({{ column }} is null or {{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }}))
     {%- else -%}
         true
@@ -179,8 +182,8 @@
 
 {#- `where` condition keeping the rows whose `column` is in `column` of model `touched`; true
     on a full build. A model using it declares `-- depends_on: {{ ref(touched) }}`. -#}
-{% macro in_touched_records(column, touched) -%}
-    {%- if is_incremental() -%}
+{% macro in_touched_records(column, touched, incremental=none) -%}
+    {%- if (is_incremental() if incremental is none else incremental) -%}
         {{ column }} in (select {{ column }} from {{ ref(touched) }})
     {%- else -%}
         true
@@ -297,8 +300,8 @@
 
 {#- The episodes the mart (re)writes: `where` condition on int_missed_call_episodes_enriched;
     true on a full build. -#}
-{% macro in_episodes_recomputed() -%}
-    {%- if is_incremental() -%}
+{% macro in_episodes_recomputed(incremental=none) -%}
+    {%- if (is_incremental() if incremental is none else incremental) -%}
         load_seq > {{ ringledger.built_through_load_seq() }}
     {%- else -%}
         true

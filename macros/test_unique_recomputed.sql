@@ -7,8 +7,9 @@
   and appends them again, leaving every other row as the build that tested it left it: a
   duplicate can only involve a row this build wrote. The test takes the keys of the rows
   `scope` names (recomputed_rows below) and counts every row of those keys, old or new,
-  instead of grouping the whole table. Every row on a full refresh and where the models are
-  plain tables (Spark). Keys with a null column are not counted, as dbt's `unique`.
+  instead of grouping the whole table; each scope is the condition of the model's own
+  pre-hook (macros/incremental.sql). Every row (unique_combination) on a full refresh and
+  where the models are plain tables (Spark).
 -#}
 {% test unique_recomputed(model, scope, column_name=none, columns=none) %}
 {%- set columns = columns or [column_name] %}
@@ -28,11 +29,7 @@ inner join recomputed using ({{ keys }})
 group by {{ keys }}
 having count(*) > 1
 {%- else %}
-select {{ keys }}, count(*) as copies
-from {{ model }}
-where {% for column in columns %}{{ column }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
-group by {{ keys }}
-having count(*) > 1
+{{ ringledger.test_unique_combination(model, columns) }}
 {%- endif %}
 {% endtest %}
 
@@ -50,23 +47,22 @@ having count(*) > 1
       (int_missed_call_episodes_enriched) or whose episode has such a row there
       (fct_missed_call_episodes). -#}
 {% macro recomputed_rows(scope) -%}
-    {%- set watermark = ringledger.built_through_load_seq() -%}
     {%- if scope == 'touched_activities' -%}
-        activity_id in (select activity_id from {{ ref('int_crm_activities_touched') }})
+        {{ ringledger.in_touched_records('activity_id', 'int_crm_activities_touched', incremental=true) }}
     {%- elif scope == 'new_activity_copies' -%}
         activity_id in (
-            select activity_id from {{ ref('stg_crm__activities') }} where load_seq > {{ watermark }}
+            select activity_id from {{ ref('stg_crm__activities') }}
+            where {{ ringledger.loaded_after_watermark() }}
         )
     {%- elif scope == 'touched_calls_and_crm_attempts' -%}
-        (call_id in (select call_id from {{ ref('int_calls_touched') }} where kind = 'root')
+        ({{ ringledger.in_changed('call_id', 'root', incremental=true) }}
             or {{ ringledger.attempts_recomputed_every_build() }})
     {%- elif scope == 'touched_callers' -%}
-        (caller_number_e164 is null
-            or caller_number_e164 in (select caller_number_e164 from {{ ref('int_callers_touched') }}))
+        {{ ringledger.in_touched_callers('caller_number_e164', incremental=true) }}
     {%- elif scope == 'recomputed_episodes' -%}
         episode_id in (
             select episode_id from {{ ref('int_missed_call_episodes_enriched') }}
-            where load_seq > {{ watermark }}
+            where {{ ringledger.in_episodes_recomputed(incremental=true) }}
         )
     {%- else -%}
         {{ exceptions.raise_compiler_error("unique_recomputed: unknown scope " ~ scope) }}
