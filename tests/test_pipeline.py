@@ -44,7 +44,13 @@ def test_builds_leave_their_log_but_no_json_artifacts(pipeline_run):
         dirs = sorted((REPO / "target").glob(f"{op}-*"), key=lambda path: path.stat().st_mtime)
         assert dirs, op
         newest = dirs[-1]
-        assert (newest / "dbt.log").exists()
+        # the file log is text at debug level (orchestration/assets/dbt.py FILE_LOG_ARGS),
+        # SQL statements included; JSON lines only on the stdout dagster-dbt reads
+        log = (newest / "dbt.log").read_text(errors="replace")
+        assert "Running with dbt=" in log
+        assert not log.lstrip().startswith("{"), "the build's dbt.log must be text, not JSON"
+        assert "SQL status:" in log, "the debug-level file log carries each statement's status"
+        assert "\x1b[" not in log, "no colour codes in the file"
         assert not (newest / "run_results.json").exists()
         assert not (newest / "manifest.json").exists()
 

@@ -49,6 +49,13 @@ BUILD_EXCLUDED_RESOURCE_TYPES = ("unit_test",)
 # (docs/benchmarks.md). RINGLEDGER_DBT_ARTIFACTS=1 writes them again (for tools that read
 # them); `dbt build` run by hand writes them as usual.
 ARTIFACTS_ENV = "RINGLEDGER_DBT_ARTIFACTS"
+# dagster-dbt reads dbt's events as JSON lines on stdout (DBT_LOG_FORMAT=json, info level);
+# the file log (target/<op>-<run>-<id>/dbt.log, debug level: every SQL statement and its
+# timing) is written as plain text in dbt's "debug" layout (microsecond timestamps, level,
+# thread), without colour codes (--no-use-colors: in the messages too). As JSON it made dbt
+# serialize each of the ~3,000 debug events of a build through protobuf: ~0.4 s of CPU per
+# run's builds (docs/benchmarks.md, "Seventeenth session"), for a file people read.
+FILE_LOG_ARGS = ("--log-format-file", "debug", "--no-use-colors")
 # dagster-dbt gives every invocation its own target directory (`target/<op>-<run>-<id>/`,
 # ~2-6 MB: the invocation's dbt.log, compiled SQL, partial-parse state). Each build removes
 # those of its op beyond the KEPT_TARGET_DIRS newest, so a daily pipeline does not fill the
@@ -120,7 +127,7 @@ def prune_target_dirs(
 
 def build_args(vars_arg: list[str]) -> list[str]:
     """`dbt build` arguments of the pipeline's builds (--full-refresh added by the plan)."""
-    args = ["build", *vars_arg]
+    args = ["build", *vars_arg, *FILE_LOG_ARGS]
     for resource_type in BUILD_EXCLUDED_RESOURCE_TYPES:
         args += ["--exclude-resource-type", resource_type]
     if os.environ.get(ARTIFACTS_ENV, "") != "1":
