@@ -144,34 +144,64 @@
   Per-caller models: int_missed_call_episodes_collapsed (episodes are a caller number's time
   line) and int_episode_inbound_recoveries (read from the same time line: the episodes and the
   answered inbound calls of one number). Incremental on DuckDB: a build after new loads
-  deletes the episodes of the numbers in int_callers_touched and those without a number (each
-  an unreachable miss of its own: ~3% of the episodes, recomputed every build rather than
-  traced back to their calls), then appends those numbers' and the number-less episodes
-  recomputed from all of their misses and answered calls. The rest of the episode chain reads
-  the tables in full.
+  deletes the episodes of the numbers in int_callers_touched, then appends those numbers'
+  episodes recomputed from all of their misses and answered calls. A number-less miss is an
+  episode of its own (noise: unreachable) that depends on its call alone: the build recomputes
+  the number-less misses of the recomputed calls (recomputed_call_roots) and deletes the
+  number-less episodes of those calls' keys (numberless_call_keys), rather than every
+  number-less episode (~3% of the episodes, ~31% of a day's recomputed ones at a year:
+  docs/benchmarks.md, "Seventeenth session"). The rest of the episode chain reads the tables
+  in full.
 -#}
 
+{#- The root call ids whose misses the episode chain recomputes (a subquery): the calls the
+    per-call models recomputed (int_calls_touched 'root') and those a CRM activity with a new
+    copy names ('named_root'). -#}
+{% macro recomputed_call_roots() -%}
+    select call_id from {{ ref('int_calls_touched') }} where kind in {{ ringledger.episode_root_kinds() }}
+{%- endmacro %}
+
+{% macro episode_root_kinds() -%}('root', 'named_root'){%- endmacro %}
+
+{#- The call keys of the recomputed call roots (a subquery): a superset of the first_call_key
+    of each number-less episode whose call was recomputed, including a call that no longer
+    exists or no longer is a number-less miss (its episode is deleted and not appended). -#}
+{% macro numberless_call_keys() -%}
+    select {{ ringledger.call_key('source_system', 'call_id') }}
+    from {{ ref('int_calls_touched') }}
+    where kind in {{ ringledger.episode_root_kinds() }}
+{%- endmacro %}
+
 {#- `where` condition keeping the rows whose `column` (a caller's E.164) is in
-    int_callers_touched or null; true on a full build. A model using it declares
-    `-- depends_on: {{ ref('int_callers_touched') }}`. -#}
-{% macro in_touched_callers(column, incremental=none) -%}
+    int_callers_touched, and the number-less rows of a recomputed call: by its root call id
+    (`call_id_column`, the misses) or by its call key (`call_key_column`, the episodes: their
+    first miss's key); without either, no number-less row. True on a full build. A model
+    using it declares `-- depends_on: {{ ref('int_callers_touched') }}` and
+    `-- depends_on: {{ ref('int_calls_touched') }}`. -#}
+{% macro in_touched_callers(column, incremental=none, call_id_column=none, call_key_column=none) -%}
     {%- if (is_incremental() if incremental is none else incremental) -%}
-        ({{ column }} is null or {{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }}))
+        ({{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }})
+        {%- if call_id_column %}
+            or ({{ column }} is null and {{ call_id_column }} in ({{ ringledger.recomputed_call_roots() }}))
+        {%- elif call_key_column %}
+            or ({{ column }} is null and {{ call_key_column }} in ({{ ringledger.numberless_call_keys() }}))
+        {%- endif %})
     {%- else -%}
         true
     {%- endif -%}
 {%- endmacro %}
 
-{# Pre-hook: delete the episodes of the touched callers and the number-less ones. #}
-{% macro delete_touched_callers(column) -%}
+{# Pre-hook: delete the episodes of the touched callers and of the recomputed number-less calls. #}
+{% macro delete_touched_callers(column, call_key_column=none) -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where {{ ringledger.in_touched_callers(column) }}
+        delete from {{ this }} where {{ ringledger.in_touched_callers(column, call_key_column=call_key_column) }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- The config of a per-caller model whose rows carry the caller's number in `column`. -#}
-{% macro per_caller_config(column) -%}
-    {{ ringledger.replaced_rows_config("{{ ringledger.delete_touched_callers('" ~ column ~ "') }}") }}
+{#- The config of a per-caller model whose rows carry the caller's number in `column` (and,
+    where it holds number-less episodes, their first miss's call key in `call_key_column`). -#}
+{% macro per_caller_config(column, call_key_column=none) -%}
+    {{ ringledger.replaced_rows_config("{{ ringledger.delete_touched_callers('" ~ column ~ "', " ~ (call_key_column | tojson) ~ ") }}") }}
 {%- endmacro %}
 
 {#-
@@ -250,17 +280,29 @@
 {%- endmacro %}
 
 {#- `where` condition keeping the episodes whose caller number (`column`) the chain recomputes
-    on this build; true on a full build. A model using it declares
-    `-- depends_on: {{ ref('int_callers_touched') }}` and
+    on this build; true on a full build. A number-less episode (`call_key_column`: its first
+    miss's call key) is recomputed when its call was (numberless_call_keys) or when every
+    caller's fingerprint changed since the watermark (or there is none): the fingerprint's
+    global inputs (whether any opportunity is loaded, each site calendar's start) are the only
+    inputs of the chain a number-less episode shares with the numbered ones, and a change of
+    them changes every fingerprint. A model using it declares
+    `-- depends_on: {{ ref('int_callers_touched') }}`,
+    `-- depends_on: {{ ref('int_calls_touched') }}` and
     `-- depends_on: {{ ref('int_episode_callers_fingerprinted') }}`. -#}
-{% macro in_episode_scope(column) -%}
+{% macro in_episode_scope(column, call_key_column='first_call_key') -%}
     {%- if ringledger.incremental_build() -%}
-        ({{ column }} is null
-            or {{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }})
+        ({{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }})
             or {{ column }} in (
                 select caller_number_e164 from {{ ref('int_episode_callers_fingerprinted') }}
                 where load_seq > {{ ringledger.built_through_load_seq() }}
-            ))
+            )
+            or ({{ column }} is null and (
+                {{ call_key_column }} in ({{ ringledger.numberless_call_keys() }})
+                or not exists (
+                    select 1 from {{ ref('int_episode_callers_fingerprinted') }}
+                    where load_seq <= {{ ringledger.built_through_load_seq() }}
+                )
+            )))
     {%- else -%}
         true
     {%- endif -%}

@@ -41,8 +41,8 @@ having count(*) > 1
       (int_crm_activities_deduplicated, per_record_config);
     - 'touched_calls_and_crm_attempts': the attempts of the calls of int_calls_touched
       ('root') and every CRM-only attempt (int_callback_attempts_unioned, per_call_config);
-    - 'touched_callers': the numbers of int_callers_touched and the number-less episodes
-      (int_missed_call_episodes_collapsed, per_caller_config);
+    - 'touched_callers': the numbers of int_callers_touched and the number-less episodes of
+      the recomputed calls (int_missed_call_episodes_collapsed, per_caller_config);
     - 'recomputed_episodes': the rows marked with a load_seq above the watermark
       (int_missed_call_episodes_enriched) or whose episode has such a row there
       (fct_missed_call_episodes). -#}
@@ -58,7 +58,7 @@ having count(*) > 1
         ({{ ringledger.in_changed('call_id', 'root', incremental=true) }}
             or {{ ringledger.attempts_recomputed_every_build() }})
     {%- elif scope == 'touched_callers' -%}
-        {{ ringledger.in_touched_callers('caller_number_e164', incremental=true) }}
+        {{ ringledger.in_touched_callers('caller_number_e164', incremental=true, call_key_column='first_call_key') }}
     {%- elif scope == 'recomputed_episodes' -%}
         episode_id in (
             select episode_id from {{ ref('int_missed_call_episodes_enriched') }}

@@ -114,6 +114,28 @@ def _quiet_misses(landing, new_day: list, skip: set[str]) -> list[dict]:
     ]
 
 
+def _numberless_misses(warehouse, landing) -> list[dict]:
+    """Missed inbound one-leg calls already built without a valid caller number (BLOCKED,
+    ANONYMOUS, empty; each an episode of its own, noise 'unreachable'), as their export rows."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        call_ids = {
+            row[0]
+            for row in con.execute(
+                "select flagged.call_id from intermediate.int_missed_calls_flagged as flagged "
+                "join intermediate.int_calls as calls using (call_key) "
+                "where flagged.caller_number_e164 is null and calls.legs = 1 "
+                "and calls.direction = 'inbound'"
+            ).fetchall()
+        }
+    found = {}
+    for path in sorted((landing / "telephony").glob("*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["call_id"] in call_ids and not row["parent_call_id"]:
+                    found[row["call_id"]] = row
+    return [found[call_id] for call_id in sorted(found)]
+
+
 def _append_csv(path, row: dict) -> None:
     with path.open(newline="") as handle:
         header = next(csv.reader(handle))
@@ -289,6 +311,25 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     daily = tmp_path / "daily"
     first = run_pipeline(daily_landing, daily / "warehouse.duckdb", daily / "ringledger.duckdb")
     assert first.exit_code == 0, first.errors
+    # two number-less misses of the first build: one delivered again with a caller number
+    # (its number-less episode goes, a numbered one comes), one named by a new wrong-number
+    # CRM activity (noise 'unreachable' becomes 'wrong_number'); the other number-less
+    # episodes are not recomputed (macros/incremental.sql, per-caller models)
+    numberless = _numberless_misses(daily / "warehouse.duckdb", daily_landing)
+    assert len(numberless) >= 3, "the generated days need number-less misses"
+    numbered_late, named_numberless = numberless[:2]
+    _append_csv(new_day_calls, {**numbered_late, "from_number": "+12125550178"})
+    _append_csv(
+        new_day_activities,
+        {
+            "activity_id": "ACT-TEST-WRONG-NUMBER-NUMBERLESS",
+            "activity_type": "outbound_call",
+            "logged_at": f"{LAST_DAY}T12:30:00Z",
+            "pbx_call_id": named_numberless["call_id"],
+            "disposition": "wrong_number",
+            "duration_seconds": "15",
+        },
+    )
     crm_numbers = (_e164(form_caller["from_number"]), _e164(won_caller["from_number"]))
     assert _crm_facts(daily / "warehouse.duckdb", *crm_numbers) == (0, 0)
     # an earlier opportunity that converts an episode delivered again with another amount and
@@ -315,6 +356,24 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
             [flagged["call_id"]],
         ).fetchone() == ("wrong_number",)
+        # the number-less miss has its number, the named number-less one is a wrong number
+        assert con.execute(
+            "select caller_number_e164 from intermediate.int_calls_classified where call_id = ?",
+            [numbered_late["call_id"]],
+        ).fetchone() == ("+12125550178",)
+        assert con.execute(
+            "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
+            [named_numberless["call_id"]],
+        ).fetchone() == ("wrong_number",)
+        # only the number-less episodes of recomputed calls were written again: the others
+        # keep the load_seq of the first build
+        rewritten, numberless_episodes = con.execute(
+            "select count(*) filter (where load_seq > (select max(load_seq) from raw.load_ledger "
+            "where file not like ?)), count(*) "
+            "from intermediate.int_missed_call_episodes_enriched where caller_number_e164 is null",
+            [f"%{LAST_DAY}%"],
+        ).fetchone()
+        assert 0 < rewritten < numberless_episodes - 1, (rewritten, numberless_episodes)
         # the two CRM-only changes reached the old episodes through the callers' fingerprints,
         # not through their calls
         for number in crm_numbers:

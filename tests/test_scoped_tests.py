@@ -48,7 +48,10 @@ def test_unique_per_call_reads_touched_calls_unless_full_refresh(pipeline_wareho
         ).fetchall()
         # the session's build was a full one: nothing touched; mark the first call touched
         con.execute("delete from intermediate.int_calls_touched")
-        con.execute("insert into intermediate.int_calls_touched values ('root', ?)", [touched[0]])
+        con.execute(
+            "insert into intermediate.int_calls_touched (kind, call_id) values ('root', ?)",
+            [touched[0]],
+        )
         for call_id in (touched[0], untouched[0]):
             con.execute(
                 "insert into intermediate.int_calls "

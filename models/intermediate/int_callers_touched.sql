@@ -8,7 +8,9 @@
 -- - every current leg of a recomputed call (int_calls_touched 'root'): the numbers its
 --   representative leg can have;
 -- - every current leg of a call that any copy of an activity with a new copy names by
---   pbx_call_id (a wrong_number / spam disposition makes a miss noise).
+--   pbx_call_id (int_calls_touched 'named_root': a wrong_number / spam disposition makes a
+--   miss noise).
+-- The number-less misses are recomputed by call (in_touched_callers, numberless_call_keys).
 -- Empty on a full refresh and where the per-call models are plain tables (Spark).
 with touched as (
 
@@ -16,49 +18,9 @@ with touched as (
 
 ),
 
-new_activities as (
-
-    select distinct activity_id
-    from {{ ref('stg_crm__activities') }}
-    where {{ ringledger.loaded_after_watermark() }}
-
-),
-
-named_calls as (
-
-    select distinct activities.pbx_call_id
-    from {{ ref('stg_crm__activities') }} as activities
-    inner join new_activities
-        on activities.activity_id = new_activities.activity_id
-    where activities.pbx_call_id is not null
-
-),
-
--- the roots of the calls those activities name: by a leg's id or its parent's id, as
--- int_crm_activity_calls_linked links them
-named_roots as (
-
-    select coalesce(legs.parent_call_id, legs.call_id) as call_id
-    from {{ ref('int_legs_deduplicated') }} as legs
-    inner join named_calls
-        on legs.call_id = named_calls.pbx_call_id
-
-    union
-
-    select coalesce(legs.parent_call_id, legs.call_id) as call_id
-    from {{ ref('int_legs_deduplicated') }} as legs
-    inner join named_calls
-        on legs.parent_call_id = named_calls.pbx_call_id
-
-),
-
 roots as (
 
-    select call_id from touched where kind = 'root'
-
-    union
-
-    select call_id from named_roots
+    select distinct call_id from ({{ ringledger.recomputed_call_roots() }}) as recomputed
 
 ),
 

@@ -129,7 +129,7 @@ representative as (
 final as (
 
     select
-        {{ surrogate_key(['representative.source_system', 'representative.call_id_root']) }} as call_key,
+        {{ ringledger.call_key('representative.source_system', 'representative.call_id_root') }} as call_key,
         representative.source_system,
         representative.call_id_root as call_id,
         representative.direction,

@@ -4,14 +4,15 @@
 -- inbound call of that caller answered by a person, at any site, between two misses closes the
 -- episode. The episode's attributes are those of its first miss.
 -- Incremental on DuckDB (macros/incremental.sql, per-caller models): a build after new loads
--- recomputes the whole time line of each number in int_callers_touched (and the number-less
--- misses) and keeps the other numbers' episodes.
+-- recomputes the whole time line of each number in int_callers_touched and the number-less
+-- misses of the recomputed calls, and keeps the other episodes.
 -- depends_on: {{ ref('int_callers_touched') }}
-{{ ringledger.per_caller_config('caller_number_e164') }}
+-- depends_on: {{ ref('int_calls_touched') }}
+{{ ringledger.per_caller_config('caller_number_e164', 'first_call_key') }}
 with misses as (
 
     select * from {{ ref('int_missed_calls_flagged') }}
-    where {{ ringledger.in_touched_callers('caller_number_e164') }}
+    where {{ ringledger.in_touched_callers('caller_number_e164', call_id_column='call_id') }}
 
 ),
 
