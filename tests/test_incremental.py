@@ -456,3 +456,48 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
         assert daily_models[table] == full_models[table], f"intermediate.{table} differs"
     # recorded for docs/benchmarks.md (the time target is measured by the benchmark)
     print(f"incremental run {incremental_seconds:.1f} s, full rebuild {full_seconds:.1f} s")
+
+
+def test_first_opportunities_reach_the_numberless_episodes(tmp_path):
+    """The first opportunities loaded change a global input of the episode chain (`converted`
+    is null on every episode while none is loaded): every caller's fingerprint changes, and the
+    number-less episodes, which no call of the day touches, are recomputed too
+    (macros/incremental.sql, in_episode_scope)."""
+    full_landing = tmp_path / "landing_full"
+    generate(full_landing, days=DAYS, calls_per_day=120, seed=11, start=START)
+    opportunities = sorted((full_landing / "crm").glob("opportunities_*.csv"))
+    assert opportunities
+    daily_landing = tmp_path / "landing_daily"
+    shutil.copytree(full_landing, daily_landing)
+    for path in opportunities:
+        (daily_landing / path.relative_to(full_landing)).unlink()
+    daily = tmp_path / "daily"
+    numberless = (
+        "select count(*), count(converted) from marts.fct_missed_call_episodes "
+        "where caller_key is null"
+    )
+    first = run_pipeline(daily_landing, daily / "warehouse.duckdb", daily / "ringledger.duckdb")
+    assert first.exit_code == 0, first.errors
+    with duckdb.connect(str(daily / "ringledger.duckdb"), read_only=True) as con:
+        (episodes, converted) = con.execute(numberless).fetchone()
+    assert episodes > 0 and converted == 0, "no opportunity loaded: converted is null"
+    for path in opportunities:
+        shutil.copy2(path, daily_landing / path.relative_to(full_landing))
+    second = run_pipeline(daily_landing, daily / "warehouse.duckdb", daily / "ringledger.duckdb")
+    assert second.exit_code == 0, second.errors
+    with duckdb.connect(str(daily / "warehouse.duckdb"), read_only=True) as con:
+        assert incremental.last_mode(con) == "incremental"
+        assert not con.execute(
+            "select count(*) from intermediate.int_calls_touched where kind <> 'leg'"
+        ).fetchone()[0], "the opportunities touch no call"
+    with duckdb.connect(str(daily / "ringledger.duckdb"), read_only=True) as con:
+        assert con.execute(numberless).fetchone() == (episodes, episodes)
+    full = tmp_path / "full"
+    rebuilt = run_pipeline(full_landing, full / "warehouse.duckdb", full / "ringledger.duckdb")
+    assert rebuilt.exit_code == 0, rebuilt.errors
+    daily_marts, full_marts = (
+        _marts(daily / "ringledger.duckdb"),
+        _marts(full / "ringledger.duckdb"),
+    )
+    for table in full_marts:
+        assert daily_marts[table] == full_marts[table], f"marts.{table} differs"
