@@ -322,65 +322,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook of int_missed_call_episodes_enriched: delete the rows of the episodes no longer
-    collapsed (the scoped episodes' rows stay: the model appends only those whose recomputed
-    row differs, changed_rows, and drop_replaced_rows deletes the rows they replace); nothing
-    on a full build. -#}
-{% macro delete_vanished_episodes() -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} as stored
-        where not exists (
-            select 1 from {{ ref('int_missed_call_episodes_collapsed') }} as episodes
-            where episodes.episode_id = stored.episode_id
-        )
-    {%- endif -%}
-{%- endmacro %}
-
-{#- The rows of CTE `cte` (one per `key`) an incremental build appends: those that differ
-    from the stored row of their key in any column but `ignored` (a new key, or a changed
-    value), so that a recomputed row equal to the stored one is not written again; every row
-    on a full build. A set difference: nulls compare equal. -#}
-{% macro changed_rows(cte, key, ignored) -%}
-    {%- if is_incremental() -%}
-        {%- set compared = [] -%}
-        {%- for column in adapter.get_columns_in_relation(this) -%}
-            {%- if column.name not in ignored -%}{%- do compared.append(column.name) -%}{%- endif -%}
-        {%- endfor %}
-select {{ cte }}.*
-from {{ cte }}
-inner join (
-    select {{ compared | join(', ') }} from {{ cte }}
-    except
-    select {{ compared | join(', ') }} from {{ this }}
-    where {{ key }} in (select {{ key }} from {{ cte }})
-) as changed
-    on {{ cte }}.{{ key }} = changed.{{ key }}
-    {%- else %}
-select * from {{ cte }}
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Post-hook of int_missed_call_episodes_enriched: of the rows of the episodes written since
-    the watermark, only the newest of each episode stays (the build's transaction appended
-    them after every stored row: the highest rowid); nothing on a full build. -#}
-{% macro drop_replaced_rows(key) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }}
-        where rowid in (
-            select rowid from (
-                select
-                    rowid,
-                    row_number() over (partition by {{ key }} order by rowid desc) as copy
-                from {{ this }}
-                where {{ key }} in (
-                    select {{ key }} from {{ this }} where {{ ringledger.in_episodes_recomputed() }}
-                )
-            ) as copies
-            where copy > 1
-        )
-    {%- endif -%}
-{%- endmacro %}
-
 {#- Post-hook of int_missed_call_episodes_enriched: int_missed_call_episodes_scoped as every
     collapsed episode (what a full build compiles it to); nothing on a full build. -#}
 {% macro reset_episode_scope() -%}

@@ -3,19 +3,18 @@
 -- conversions, without the columns that depend on the as-of time (the site's clock at the as-of,
 -- minutes_to_sla, sla_status): marts.fct_missed_call_episodes computes those on every row for
 -- the current build's as-of time, from the SLA target and due time stored here.
--- Incremental on DuckDB: a build after new loads recomputes the episodes of
--- int_missed_call_episodes_scoped, appends those whose row changed (a new episode, or any
--- column but load_seq different: ~11% of the recomputed ones on the year's day), marked with
--- the ledger's highest load_seq (the mart rewrites the rows above the watermark), deletes the
--- rows they replace and those of the episodes no longer collapsed; every other episode keeps
--- its row. Then the scoped view is every collapsed episode again (reset_episode_scope).
+-- Incremental on DuckDB: a build after new loads deletes the rows of the episodes it recomputes
+-- (int_missed_call_episodes_scoped) and of the episodes no longer collapsed, and appends the
+-- recomputed ones, marked with the ledger's highest load_seq (the mart rewrites the rows above
+-- the watermark); every other episode keeps its row. Then the scoped view is every collapsed
+-- episode again (reset_episode_scope).
 -- depends_on: {{ ref('int_callers_touched') }}
 -- depends_on: {{ ref('int_episode_callers_fingerprinted') }}
 -- depends_on: {{ ref('int_missed_call_episodes_scoped') }}
 -- depends_on: {{ ref('int_missed_call_episodes_collapsed') }}
 {{ ringledger.replaced_rows_config(
-    "{{ ringledger.delete_vanished_episodes() }}",
-    ["{{ ringledger.drop_replaced_rows('episode_id') }}", "{{ ringledger.reset_episode_scope() }}"]
+    "{{ ringledger.delete_scoped_episodes() }}",
+    "{{ ringledger.reset_episode_scope() }}"
 ) }}
 with episodes as (
 
@@ -133,4 +132,4 @@ final as (
 
 )
 
-{{ ringledger.changed_rows('final', 'episode_id', ['load_seq']) }}
+select * from final
