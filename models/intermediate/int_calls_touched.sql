@@ -7,8 +7,9 @@
 -- pbx_call_id (a wrong_number / spam disposition makes its miss noise: the episode chain
 -- recomputes those calls' episodes, int_callers_touched). A superset: the models match call
 -- ids without their source system; each row also carries the source system it came from, so
--- that the call keys of the roots can be formed (macros/incremental.sql, numberless_call_keys). Empty on a full refresh and where the per-call models are
--- plain tables (Spark): nothing reads it then.
+-- that the call keys of the roots can be formed (macros/incremental.sql,
+-- numberless_call_keys). Empty on a full refresh and where the per-call models are plain
+-- tables (Spark): nothing reads it then.
 with new_legs as (
 
     select distinct source_system, call_id
