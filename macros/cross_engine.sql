@@ -200,3 +200,12 @@
 {% macro set_hash(columns) -%}
     bit_xor({{ ringledger.row_hash(columns) }})
 {%- endmacro %}
+
+{#- Every column of the rows of `alias` (a CTE or table in the FROM clause) as one value, for
+    row_hash: on DuckDB the alias itself (the row as a struct), on Spark struct(alias.*). -#}
+{% macro whole_row(alias) -%}
+    {{ return(adapter.dispatch('whole_row', 'ringledger')(alias)) }}
+{%- endmacro %}
+{% macro default__whole_row(alias) -%}{{ ringledger._unsupported('whole_row') }}{%- endmacro %}
+{% macro duckdb__whole_row(alias) -%}{{ alias }}{%- endmacro %}
+{% macro spark__whole_row(alias) -%}struct({{ alias }}.*){%- endmacro %}

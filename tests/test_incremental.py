@@ -374,6 +374,19 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             [f"%{LAST_DAY}%"],
         ).fetchone()
         assert 0 < rewritten < numberless_episodes - 1, (rewritten, numberless_episodes)
+        # the episodes of the touched callers were recomputed, but only those whose row
+        # changed were written again (macros/incremental.sql, changed_rows): the others keep
+        # the load_seq of the first build
+        kept, written = con.execute(
+            "select count(*) filter (where load_seq <= watermark), "
+            "count(*) filter (where load_seq > watermark) "
+            "from intermediate.int_missed_call_episodes_enriched, "
+            "(select max(load_seq) as watermark from raw.load_ledger where file not like ?) "
+            "where caller_number_e164 in "
+            "(select caller_number_e164 from intermediate.int_callers_touched)",
+            [f"%{LAST_DAY}%"],
+        ).fetchone()
+        assert kept > 0 and written > 0, (kept, written)
         # the two CRM-only changes reached the old episodes through the callers' fingerprints,
         # not through their calls
         for number in crm_numbers:

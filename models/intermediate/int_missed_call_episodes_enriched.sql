@@ -3,18 +3,20 @@
 -- conversions, without the columns that depend on the as-of time (the site's clock at the as-of,
 -- minutes_to_sla, sla_status): marts.fct_missed_call_episodes computes those on every row for
 -- the current build's as-of time, from the SLA target and due time stored here.
--- Incremental on DuckDB: a build after new loads deletes the rows of the episodes it recomputes
--- (int_missed_call_episodes_scoped) and of the episodes no longer collapsed, and appends the
--- recomputed ones, marked with the ledger's highest load_seq (the mart rewrites the rows above
--- the watermark); every other episode keeps its row. Then the scoped view is every collapsed
+-- Incremental on DuckDB: a build after new loads recomputes the episodes of
+-- int_missed_call_episodes_scoped and appends those whose row changed (a new episode, or a
+-- row_hash other than the stored row's: ~11% of the recomputed episodes on the year's day),
+-- marked with the ledger's highest load_seq (the mart rewrites the rows above the watermark);
+-- a post-hook deletes the rows they replace, the pre-hook those of the episodes no longer
+-- collapsed; every other episode keeps its row. Then the scoped view is every collapsed
 -- episode again (reset_episode_scope).
 -- depends_on: {{ ref('int_callers_touched') }}
 -- depends_on: {{ ref('int_episode_callers_fingerprinted') }}
 -- depends_on: {{ ref('int_missed_call_episodes_scoped') }}
 -- depends_on: {{ ref('int_missed_call_episodes_collapsed') }}
 {{ ringledger.replaced_rows_config(
-    "{{ ringledger.delete_scoped_episodes() }}",
-    "{{ ringledger.reset_episode_scope() }}"
+    "{{ ringledger.delete_scoped_episodes(scoped=false) }}",
+    ["{{ ringledger.drop_replaced_rows('episode_id') }}", "{{ ringledger.reset_episode_scope() }}"]
 ) }}
 with episodes as (
 
@@ -57,7 +59,7 @@ survivor_owners as (
 
 ),
 
-final as (
+chain as (
 
     select
         episodes.episode_id,
@@ -117,8 +119,7 @@ final as (
         case
             when opportunities_loaded.opportunities = 0 then cast(null as integer)
             else cast(coalesce(conversions.conversions, 0) as integer)
-        end as converting_opportunities,
-        {{ ringledger.current_load_seq() }} as load_seq
+        end as converting_opportunities
     from episodes
     cross join opportunities_loaded
     left join conversions
@@ -130,6 +131,17 @@ final as (
     left join survivor_owners
         on caller_identities.identity_id = survivor_owners.identity_id
 
+),
+
+-- the row's hash (every column above) tells a changed row from an unchanged one (changed_rows)
+final as (
+
+    select
+        chain.*,
+        {{ ringledger.row_hash([ringledger.whole_row('chain')]) }} as row_hash,
+        {{ ringledger.current_load_seq() }} as load_seq
+    from chain
+
 )
 
-select * from final
+{{ ringledger.changed_rows('final', 'episode_id') }}
