@@ -267,8 +267,8 @@
     opportunities up to the as-of time, sales forms, CRM-only callback attempts, and the
     global inputs) changed since the watermark;
   and every episode on a full build. int_missed_call_episodes_enriched stores the chain's rows
-  (replacing those episodes' rows) and marts.fct_missed_call_episodes brings every stored row
-  to this build's as-of time. Once the enriched episodes are built, a post-hook makes the scoped
+  (of those episodes, only the rows that changed replace theirs: changed_rows) and
+  marts.fct_missed_call_episodes brings every stored row to this build's as-of time. Once the enriched episodes are built, a post-hook makes the scoped
   view every collapsed episode again (reset_episode_scope), so that the chain's views read
   between builds show every episode, as after a full build.
 -#}
