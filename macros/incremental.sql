@@ -268,9 +268,10 @@
     global inputs) changed since the watermark;
   and every episode on a full build. int_missed_call_episodes_enriched stores the chain's rows
   (of those episodes, only the rows that changed replace theirs: changed_rows) and
-  marts.fct_missed_call_episodes brings every stored row to this build's as-of time. Once the enriched episodes are built, a post-hook makes the scoped
-  view every collapsed episode again (reset_episode_scope), so that the chain's views read
-  between builds show every episode, as after a full build.
+  marts.fct_missed_call_episodes brings every stored row to this build's as-of time. Once the
+  enriched episodes are built, a post-hook makes the scoped view every collapsed episode again
+  (reset_episode_scope), so that the chain's views read between builds show every episode, as
+  after a full build.
 -#}
 
 {#- The ledger's highest load_seq now: what a row changed by this build is marked with (the
