@@ -17,10 +17,13 @@ import csv
 import shutil
 import time
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import phonenumbers
 import pytest
+
+from dbt_helpers import run_dbt
 
 from orchestration import incremental
 from orchestration.generator import generate
@@ -213,6 +216,31 @@ def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
     return moved["call_id"], parent["call_id"]
 
 
+def _numberless_in_scope(warehouse: Path, work: Path, watermark: int) -> dict[str, int]:
+    """The number-less rows of the collapsed episodes' recomputed misses and of the chain's
+    scope on the day's build: both models compiled against a copy of the warehouse whose
+    watermark is put back to before the day (the day's touched calls and callers and the
+    fingerprints as the build left them), their SQL run there."""
+    copy = work / "warehouse.duckdb"
+    work.mkdir()
+    shutil.copy2(warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            "update raw.build_state set through_load_seq = ? where name = 'built'", [watermark]
+        )
+    models = ["int_missed_call_episodes_collapsed", "int_missed_call_episodes_scoped"]
+    completed = run_dbt(["compile", "--select", *models], copy, work / "target")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    counts = {}
+    with duckdb.connect(str(copy), read_only=True) as con:
+        for model in models:
+            sql = next((work / "target" / "compiled").rglob(f"{model}.sql")).read_text()
+            counts[model] = con.execute(
+                f"select count(*) from (\n{sql}\n) as recomputed where caller_number_e164 is null"
+            ).fetchone()[0]
+    return counts
+
+
 def test_new_day_added_equals_full_rebuild(tmp_path):
     full_landing = tmp_path / "landing_full"
     generate(full_landing, days=DAYS, calls_per_day=120, seed=11, start=START)
@@ -365,15 +393,11 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
             [named_numberless["call_id"]],
         ).fetchone() == ("wrong_number",)
-        # only the number-less episodes of recomputed calls were written again: the others
-        # keep the load_seq of the first build
-        rewritten, numberless_episodes = con.execute(
-            "select count(*) filter (where load_seq > (select max(load_seq) from raw.load_ledger "
-            "where file not like ?)), count(*) "
+        numberless_episodes, watermark = con.execute(
+            "select count(*), (select max(load_seq) from raw.load_ledger where file not like ?) "
             "from intermediate.int_missed_call_episodes_enriched where caller_number_e164 is null",
             [f"%{LAST_DAY}%"],
         ).fetchone()
-        assert 0 < rewritten < numberless_episodes - 1, (rewritten, numberless_episodes)
         # the episodes of the touched callers were recomputed, but only those whose row
         # changed were written again (macros/incremental.sql, changed_rows): the others keep
         # the load_seq of the first build
@@ -399,6 +423,13 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
                 "from intermediate.int_episode_callers_fingerprinted where caller_number_e164 = ?",
                 [f"%{LAST_DAY}%", number],
             ).fetchone() == (True,)
+    # only the number-less episodes of recomputed calls were recomputed, by the collapsed
+    # episodes and by the rest of the chain (macros/incremental.sql, in_touched_callers and
+    # in_episode_scope); unchanged rows are not written again (changed_rows), so the scope is
+    # read from the two models' SQL as the day's build compiled it
+    in_scope = _numberless_in_scope(daily / "warehouse.duckdb", tmp_path / "scope", watermark)
+    for model, recomputed in in_scope.items():
+        assert 0 < recomputed < numberless_episodes - 1, (model, recomputed, numberless_episodes)
     # ... and changed them: a rule-3 episode, a converted one
     form_episodes, won_episodes = _crm_facts(daily / "warehouse.duckdb", *crm_numbers)
     assert form_episodes > 0 and won_episodes > 0
