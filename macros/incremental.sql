@@ -280,19 +280,46 @@
     (select coalesce(max(load_seq), -1) from {{ source('raw', 'load_ledger') }})
 {%- endmacro %}
 
-{#- `where` condition keeping the episodes whose caller number (`column`) the chain recomputes
-    on this build; true on a full build. A number-less episode (`call_key_column`: its first
-    miss's call key) is recomputed when its call was (numberless_call_keys) or when every
-    caller's fingerprint changed since the watermark (or there is none): the fingerprint's
-    global inputs (whether any opportunity is loaded, each site calendar's start) are the only
-    inputs of the chain a number-less episode shares with the numbered ones, and a change of
-    them changes every fingerprint. A model using it declares
-    `-- depends_on: {{ ref('int_callers_touched') }}`,
+{#- `where` condition keeping the collapsed episodes (rows of `episodes`, an alias of
+    int_missed_call_episodes_collapsed: its columns are named with it, since the subqueries'
+    tables have columns of the same names) that the chain recomputes on this build; true on a
+    full build.
+    - An episode of a number in int_callers_touched whose calls from recompute_from_utc (T)
+      on may have changed: every call of the number the build can change starts at or after
+      T, and the chain reads a number's calls only through the collapsed episodes (misses and
+      answered calls, which int_missed_call_episodes_collapsed recomputes whole: an episode
+      whose row changed either gained, lost or split at a miss at or after T, so its last
+      miss is within repeat_dial_window_minutes before T or later, or is new, its first miss
+      at or after T) and through the calls after its first miss within its callback horizon
+      (callback attempts, inbound recoveries: its horizon ends at or after T). The other
+      episodes of the number keep their rows (docs/benchmarks.md, "The rest of the episode
+      chain from each number's first changed call"). T null: every episode of the number.
+    - Every episode of a number whose fingerprint (int_episode_callers_fingerprinted: its
+      CRM inputs, CRM-only callback attempts and the global inputs) changed since the
+      watermark.
+    - A number-less episode when its call was recomputed (numberless_call_keys) or when every
+      caller's fingerprint changed since the watermark (or there is none): the fingerprint's
+      global inputs (whether any opportunity is loaded, each site calendar's start) are the
+      only inputs of the chain a number-less episode shares with the numbered ones, and a
+      change of them changes every fingerprint.
+    A model using it declares `-- depends_on: {{ ref('int_callers_touched') }}`,
     `-- depends_on: {{ ref('int_calls_touched') }}` and
     `-- depends_on: {{ ref('int_episode_callers_fingerprinted') }}`. -#}
-{% macro in_episode_scope(column, call_key_column='first_call_key') -%}
+{% macro in_episode_scope(episodes) -%}
+    {%- set column = episodes ~ '.caller_number_e164' -%}
+    {%- set call_key_column = episodes ~ '.first_call_key' -%}
     {%- if ringledger.incremental_build() -%}
-        ({{ column }} in (select caller_number_e164 from {{ ref('int_callers_touched') }})
+        (exists (
+                select 1 from {{ ref('int_callers_touched') }} as touched
+                where touched.caller_number_e164 = {{ column }}
+                    and (
+                        touched.recompute_from_utc is null
+                        or {{ seconds_between(episodes ~ '.last_missed_at_utc', 'touched.recompute_from_utc') }}
+                            <= {{ var('repeat_dial_window_minutes') }} * 60
+                        or {{ ringledger.horizon_ends_at(episodes ~ '.first_missed_at_utc') }}
+                            >= touched.recompute_from_utc
+                    )
+            )
             or {{ column }} in (
                 select caller_number_e164 from {{ ref('int_episode_callers_fingerprinted') }}
                 where load_seq > {{ ringledger.built_through_load_seq() }}

@@ -16,8 +16,9 @@ from __future__ import annotations
 import csv
 import shutil
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import phonenumbers
@@ -216,9 +217,52 @@ def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
     return moved["call_id"], parent["call_id"]
 
 
-def _numberless_in_scope(warehouse: Path, work: Path, watermark: int) -> dict[str, int]:
-    """The number-less rows of the collapsed episodes' recomputed misses and of the chain's
-    scope on the day's build: both models compiled against a copy of the warehouse whose
+REDIALER = "+12125550179"
+REDIAL_MINUTES = 25  # under the default repeat_dial_window_minutes (30)
+
+
+def _redial_for_days(landing, new_day_file, template: dict) -> int:
+    """One caller who misses a call every REDIAL_MINUTES from the first morning to the end of
+    the day before the new day (one episode longer than the callback horizon, in the first
+    day's export), and once more in the new day's export, within the window of the last: the
+    new miss joins the old episode although its first miss is beyond the horizon of the new
+    call. Returns the misses written before the new day."""
+    zone = ZoneInfo("America/New_York")
+    assert template["site"] == "nyc", template
+    first_day = sorted((landing / "telephony").glob("*.csv"))[0]
+    at = datetime(START.year, START.month, START.day, 13, 0, tzinfo=timezone.utc)
+    end = datetime.fromisoformat(f"{LAST_DAY}T00:00:00").replace(tzinfo=zone)
+    step = timedelta(minutes=REDIAL_MINUTES)
+    written = 0
+    while True:
+        target = first_day if at + step < end else new_day_file
+        local = at.astimezone(zone).replace(tzinfo=None)
+        _append_csv(
+            target,
+            {
+                **template,
+                "call_id": f"nyc-test-redial-{written:04d}",
+                "parent_call_id": "",
+                "started_at": local.isoformat(timespec="seconds"),
+                "answered_at": "",
+                "ended_at": (local + timedelta(seconds=40)).isoformat(timespec="seconds"),
+                "from_number": REDIALER,
+                "status": "no_answer",
+                "disposition": "",
+                "agent_id": "",
+                "talk_seconds": "0",
+            },
+        )
+        if target == new_day_file:
+            return written
+        written += 1
+        at += step
+
+
+def _day_scope(warehouse: Path, work: Path, watermark: int) -> dict[str, int]:
+    """What the day's build recomputed: the number-less rows of the collapsed episodes'
+    recomputed misses and of the chain's scope, and the scope's episodes of the touched
+    callers against all of theirs. Both models compiled against a copy of the warehouse whose
     watermark is put back to before the day (the day's touched calls and callers and the
     fingerprints as the build left them), their SQL run there."""
     copy = work / "warehouse.duckdb"
@@ -232,12 +276,22 @@ def _numberless_in_scope(warehouse: Path, work: Path, watermark: int) -> dict[st
     completed = run_dbt(["compile", "--select", *models], copy, work / "target")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     counts = {}
+    touched = "select caller_number_e164 from intermediate.int_callers_touched"
     with duckdb.connect(str(copy), read_only=True) as con:
         for model in models:
             sql = next((work / "target" / "compiled").rglob(f"{model}.sql")).read_text()
             counts[model] = con.execute(
                 f"select count(*) from (\n{sql}\n) as recomputed where caller_number_e164 is null"
             ).fetchone()[0]
+            if model == "int_missed_call_episodes_scoped":
+                counts["touched_in_scope"] = con.execute(
+                    f"select count(*) from (\n{sql}\n) as recomputed "
+                    f"where caller_number_e164 in ({touched})"
+                ).fetchone()[0]
+        counts["touched_episodes"] = con.execute(
+            "select count(*) from intermediate.int_missed_call_episodes_collapsed "
+            f"where caller_number_e164 in ({touched})"
+        ).fetchone()[0]
     return counts
 
 
@@ -281,6 +335,10 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "disposition": "wrong_number",
             "duration_seconds": "20",
         },
+    )
+    # a caller whose one episode has lasted longer than the callback horizon gets one more miss
+    redials = _redial_for_days(
+        full_landing, new_day_calls, next(row for row in quiet[2:] if row["site"] == "nyc")
     )
     # CRM-only changes to two other quiet callers' old episodes, which only their fingerprints
     # (int_episode_callers_fingerprinted) bring into the day's build: a sales form submitted
@@ -384,6 +442,13 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             "select noise_reason from intermediate.int_missed_calls_flagged where call_id = ?",
             [flagged["call_id"]],
         ).fetchone() == ("wrong_number",)
+        # the redialer's one episode, older than the horizon, took the new day's miss
+        assert con.execute(
+            "select count(*), max(e.missed_attempts) from marts.fct_missed_call_episodes e "
+            "join intermediate.int_missed_call_episodes_enriched s using (episode_id) "
+            "where s.caller_number_e164 = ? and not e.is_noise",
+            [REDIALER],
+        ).fetchone() == (1, redials + 1)
         # the number-less miss has its number, the named number-less one is a wrong number
         assert con.execute(
             "select caller_number_e164 from intermediate.int_calls_classified where call_id = ?",
@@ -427,9 +492,13 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
     # episodes and by the rest of the chain (macros/incremental.sql, in_touched_callers and
     # in_episode_scope); unchanged rows are not written again (changed_rows), so the scope is
     # read from the two models' SQL as the day's build compiled it
-    in_scope = _numberless_in_scope(daily / "warehouse.duckdb", tmp_path / "scope", watermark)
-    for model, recomputed in in_scope.items():
+    in_scope = _day_scope(daily / "warehouse.duckdb", tmp_path / "scope", watermark)
+    for model in ("int_missed_call_episodes_collapsed", "int_missed_call_episodes_scoped"):
+        recomputed = in_scope[model]
         assert 0 < recomputed < numberless_episodes - 1, (model, recomputed, numberless_episodes)
+    # of the touched callers' episodes, the chain recomputed only those the day's calls can
+    # change (in_episode_scope, int_callers_touched.recompute_from_utc), not the older ones
+    assert 0 < in_scope["touched_in_scope"] < in_scope["touched_episodes"], in_scope
     # ... and changed them: a rule-3 episode, a converted one
     form_episodes, won_episodes = _crm_facts(daily / "warehouse.duckdb", *crm_numbers)
     assert form_episodes > 0 and won_episodes > 0

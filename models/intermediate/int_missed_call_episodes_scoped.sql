@@ -11,8 +11,8 @@
 {{ config(materialized='view') }}
 with episodes as (
 
-    select * from {{ ref('int_missed_call_episodes_collapsed') }}
-    where {{ ringledger.in_episode_scope('caller_number_e164') }}
+    select collapsed.* from {{ ref('int_missed_call_episodes_collapsed') }} as collapsed
+    where {{ ringledger.in_episode_scope('collapsed') }}
 
 )
 
