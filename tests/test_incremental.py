@@ -490,14 +490,14 @@ def test_new_day_added_equals_full_rebuild(tmp_path):
             ).fetchone() == (True,)
     # only the number-less episodes of recomputed calls were recomputed, by the collapsed
     # episodes and by the rest of the chain (macros/incremental.sql, in_touched_callers and
-    # in_episode_scope); unchanged rows are not written again (changed_rows), so the scope is
+    # scoped_episodes); unchanged rows are not written again (changed_rows), so the scope is
     # read from the two models' SQL as the day's build compiled it
     in_scope = _day_scope(daily / "warehouse.duckdb", tmp_path / "scope", watermark)
     for model in ("int_missed_call_episodes_collapsed", "int_missed_call_episodes_scoped"):
         recomputed = in_scope[model]
         assert 0 < recomputed < numberless_episodes - 1, (model, recomputed, numberless_episodes)
     # of the touched callers' episodes, the chain recomputed only those the day's calls can
-    # change (in_episode_scope, int_callers_touched.recompute_from_utc), not the older ones
+    # change (scoped_episodes, int_callers_touched.recompute_from_utc), not the older ones
     assert 0 < in_scope["touched_in_scope"] < in_scope["touched_episodes"], in_scope
     # ... and changed them: a rule-3 episode, a converted one
     form_episodes, won_episodes = _crm_facts(daily / "warehouse.duckdb", *crm_numbers)
@@ -575,7 +575,7 @@ def test_first_opportunities_reach_the_numberless_episodes(tmp_path):
     """The first opportunities loaded change a global input of the episode chain (`converted`
     is null on every episode while none is loaded): every caller's fingerprint changes, and the
     number-less episodes, which no call of the day touches, are recomputed too
-    (macros/incremental.sql, in_episode_scope)."""
+    (macros/incremental.sql, scoped_episodes)."""
     full_landing = tmp_path / "landing_full"
     generate(full_landing, days=DAYS, calls_per_day=120, seed=11, start=START)
     opportunities = sorted((full_landing / "crm").glob("opportunities_*.csv"))

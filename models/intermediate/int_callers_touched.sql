@@ -15,7 +15,7 @@
 -- for the call: its current legs and the touched copies, so at or before the call's start
 -- before and after the build), over the calls naming the number. Every call of the number
 -- that the build can change starts then or later, which bounds the episodes the rest of the
--- chain recomputes (macros/incremental.sql, in_episode_scope).
+-- chain recomputes (macros/incremental.sql, scoped_episodes).
 -- Empty on a full refresh and where the per-call models are plain tables (Spark).
 with touched as (
 
