@@ -4,15 +4,20 @@
 -- recompute_from_utc on can change (the last miss within the repeat-dial window before it or
 -- later, or the callback horizon reaching it), every episode of the numbers whose fingerprint
 -- (int_episode_callers_fingerprinted) changed since the watermark, and the number-less ones of
--- the recomputed calls (all of them when every fingerprint changed). A view, compiled again by
--- every build with its condition.
--- depends_on: {{ ref('int_callers_touched') }}
--- depends_on: {{ ref('int_calls_touched') }}
--- depends_on: {{ ref('int_episode_callers_fingerprinted') }}
+-- the recomputed calls (all of them when every fingerprint changed), as
+-- int_missed_call_episodes_selected stored them for this build. A view, compiled again by
+-- every build; once the enriched episodes are built, a post-hook makes it every collapsed
+-- episode again (reset_episode_scope).
+-- depends_on: {{ ref('int_missed_call_episodes_selected') }}
+-- depends_on: {{ ref('int_missed_call_episodes_collapsed') }}
 {{ config(materialized='view') }}
 with episodes as (
 
-    {{ ringledger.scoped_episodes(ref('int_missed_call_episodes_collapsed')) }}
+    {% if ringledger.incremental_build() -%}
+    select * from {{ ref('int_missed_call_episodes_selected') }}
+    {%- else -%}
+    select * from {{ ref('int_missed_call_episodes_collapsed') }}
+    {%- endif %}
 
 )
 
