@@ -293,7 +293,8 @@
       episodes of the number keep their rows (docs/benchmarks.md, "The rest of the episode
       chain from each number's first changed call"). T null: every episode of the number.
       A left join (int_callers_touched has one row a number): a correlated `exists` with the
-      time conditions made DuckDB's plan of the chain ~2x slower;
+      time conditions made the enriched episodes' query 2-5x slower (docs/benchmarks.md,
+      "Nineteenth session");
     - every episode of a number whose fingerprint (int_episode_callers_fingerprinted: its CRM
       inputs, CRM-only callback attempts and the global inputs) changed since the watermark;
     - a number-less episode when its call was recomputed (numberless_call_keys) or when every
