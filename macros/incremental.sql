@@ -291,7 +291,7 @@
       at or after T) and through the calls after its first miss within its callback horizon
       (callback attempts, inbound recoveries: its horizon ends at or after T). The other
       episodes of the number keep their rows (docs/benchmarks.md, "The rest of the episode
-      chain from each number's first changed call"). T null: every episode of the number.
+      chain from each number's first changed call").
       A left join (int_callers_touched has one row a number): a correlated `exists` with the
       time conditions made the enriched episodes' query 2-5x slower (docs/benchmarks.md,
       "Nineteenth session");
@@ -312,8 +312,7 @@
         on touched.caller_number_e164 = episodes.caller_number_e164
     where
         (touched.caller_number_e164 is not null and (
-            touched.recompute_from_utc is null
-            or {{ seconds_between('episodes.last_missed_at_utc', 'touched.recompute_from_utc') }}
+            {{ seconds_between('episodes.last_missed_at_utc', 'touched.recompute_from_utc') }}
                 <= {{ var('repeat_dial_window_minutes') }} * 60
             or {{ ringledger.horizon_ends_at('episodes.first_missed_at_utc') }} >= touched.recompute_from_utc
         ))

@@ -27,6 +27,7 @@ import pytest
 from dbt_helpers import run_dbt
 
 from orchestration import incremental
+from orchestration.config import load_config
 from orchestration.generator import generate
 from orchestration.runner import run_pipeline
 
@@ -44,6 +45,7 @@ TOUCHED = "int_calls_touched"
 TOUCHED_CALLERS = "int_callers_touched"
 TOUCHED_ACTIVITIES = "int_crm_activities_touched"
 SELECTED_EPISODES = "int_missed_call_episodes_selected"
+CONFIG = load_config()
 
 
 def _tables(path, schema, skip_tables=(), skip_columns=()) -> dict[str, list[tuple]]:
@@ -219,21 +221,25 @@ def _move_a_leg(landing, new_day_file) -> tuple[str, str]:
 
 
 REDIALER = "+12125550179"
-REDIAL_MINUTES = 25  # under the default repeat_dial_window_minutes (30)
+# a redial inside the repeat-dial window, and the callback horizon, as configured
+REDIAL_STEP = timedelta(minutes=int(CONFIG.vars["repeat_dial_window_minutes"]) - 5)
+HORIZON = timedelta(days=int(CONFIG.vars["callback_horizon_days"]))
+NYC = ZoneInfo(next(row["time_zone"] for row in CONFIG.sites if row["site"] == "nyc"))
 
 
 def _redial_for_days(landing, new_day_file, template: dict) -> int:
-    """One caller who misses a call every REDIAL_MINUTES from the first morning to the end of
+    """One caller who misses a call every REDIAL_STEP from the first morning to the end of
     the day before the new day (one episode longer than the callback horizon, in the first
     day's export), and once more in the new day's export, within the window of the last: the
     new miss joins the old episode although its first miss is beyond the horizon of the new
     call. Returns the misses written before the new day."""
-    zone = ZoneInfo("America/New_York")
+    zone, step = NYC, REDIAL_STEP
     assert template["site"] == "nyc", template
     first_day = sorted((landing / "telephony").glob("*.csv"))[0]
     at = datetime(START.year, START.month, START.day, 13, 0, tzinfo=timezone.utc)
     end = datetime.fromisoformat(f"{LAST_DAY}T00:00:00").replace(tzinfo=zone)
-    step = timedelta(minutes=REDIAL_MINUTES)
+    # the new day's miss must lie beyond the first miss's horizon
+    assert end - step - at > HORIZON, (at, end, HORIZON)
     written = 0
     while True:
         target = first_day if at + step < end else new_day_file

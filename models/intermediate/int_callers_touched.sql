@@ -15,7 +15,8 @@
 -- for the call: its current legs and the touched copies, so at or before the call's start
 -- before and after the build), over the calls naming the number. Every call of the number
 -- that the build can change starts then or later, which bounds the episodes the rest of the
--- chain recomputes (macros/incremental.sql, scoped_episodes).
+-- chain recomputes (macros/incremental.sql, scoped_episodes). Never null: the ingest rejects a
+-- leg without a start.
 -- Empty on a full refresh and where the per-call models are plain tables (Spark).
 with touched as (
 
@@ -59,9 +60,7 @@ numbers as (
 -- before its start, whichever of its copies the call had
 root_starts as (
 
-    select
-        root_call_id,
-        case when count(*) = count(started_at_utc) then min(started_at_utc) end as root_started_at_utc
+    select root_call_id, min(started_at_utc) as root_started_at_utc
     from numbers
     group by root_call_id
 
@@ -92,12 +91,7 @@ callers as (
 
 final as (
 
-    select
-        caller_number_e164,
-        -- null (the whole time line) if a leg without a start is listed
-        case
-            when count(*) = count(root_started_at_utc) then min(root_started_at_utc)
-        end as recompute_from_utc
+    select caller_number_e164, min(root_started_at_utc) as recompute_from_utc
     from callers
     group by caller_number_e164
 
