@@ -14,8 +14,8 @@
 
 {#-
   The as-of rules of an episode's SLA (metrics.md section 4), shared by
-  int_missed_call_episodes_timed and marts.fct_missed_call_episodes (which computes them for the
-  current build's as-of time on the stored episodes of int_missed_call_episodes_enriched):
+  int_missed_call_episodes_timed and the marts.fct_missed_call_episodes view (which computes them
+  on read for the current build's as-of time, marts.dim_as_of_clocks, on the stored episodes):
   `none` without an SLA; `open` without a due time (the target is beyond the calendar); `met`
   when an attempt or an inbound recovery came at or before the due time; `breached` when none
   did and the as-of time is after it; `open` otherwise. The business minutes left to the SLA

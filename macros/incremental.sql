@@ -267,8 +267,9 @@
     opportunities up to the as-of time, sales forms, CRM-only callback attempts, and the
     global inputs) changed since the watermark;
   and every episode on a full build. int_missed_call_episodes_enriched stores the chain's rows
-  (of those episodes, only the rows that changed replace theirs: changed_rows) and
-  marts.fct_missed_call_episodes brings every stored row to this build's as-of time. Once the
+  (of those episodes, only the rows that changed replace theirs: changed_rows), and so does
+  marts.fct_missed_call_episodes_stored; the marts.fct_missed_call_episodes view computes the
+  as-of columns on read. Once the
   enriched episodes are built, a post-hook makes the scoped view every collapsed episode again
   (reset_episode_scope), so that the chain's views read between builds show every episode, as
   after a full build.
@@ -396,16 +397,16 @@
 {%- endmacro %}
 
 {#-
-  marts.fct_missed_call_episodes, incremental on DuckDB: the episodes int_missed_call_episodes_
-  enriched recomputed since the watermark (its load_seq above it) replace their rows, the rows
-  of episodes it no longer holds are deleted (pre-hook), and a post-hook brings the as-of
-  columns of every row to this build's as-of time (an update of four columns rather than the
-  whole table written again). The as-of columns' expressions come from one macro
-  (episode_as_of_values), read by the model and by the post-hook.
+  marts.fct_missed_call_episodes_stored (the stored part of the fct_missed_call_episodes view),
+  incremental on DuckDB: the episodes int_missed_call_episodes_enriched recomputed since the
+  watermark (its load_seq above it) replace their rows and the rows of episodes it no longer
+  holds are deleted (pre-hook); every other row stays. The view computes the as-of columns on
+  read (marts.dim_as_of_clocks); their expressions come from one macro
+  (episode_as_of_values).
 -#}
 
-{#- The episodes the mart (re)writes: `where` condition on int_missed_call_episodes_enriched;
-    true on a full build. -#}
+{#- The episodes the stored mart (re)writes: `where` condition on
+    int_missed_call_episodes_enriched; true on a full build. -#}
 {% macro in_episodes_recomputed(incremental=none) -%}
     {%- if (is_incremental() if incremental is none else incremental) -%}
         load_seq > {{ ringledger.built_through_load_seq() }}
@@ -428,30 +429,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The CTEs the as-of columns read (after a `with`): `as_of` (one row) and `site_as_of` (each
-    site's cumulative open seconds then). -#}
-{% macro episode_as_of_ctes() -%}
-as_of as (
-
-    select {{ as_of_utc() }} as as_of_utc
-
-),
-
-as_of_segments as (
-
-    select * from {{ ref('stg_calendar__site_segments') }}
-
-),
-
-site_as_of as (
-
-    {{ site_cumulative_at_as_of('as_of_segments', 'as_of') }}
-
-)
-{%- endmacro %}
-
-{#- The as-of columns of an episode (`episodes`: int_missed_call_episodes_enriched's columns)
-    for the as-of time, from `as_of` and `site_as_of` joined on the episode's site
+{#- The as-of columns of an episode (`episodes`: marts.fct_missed_call_episodes_stored's
+    columns) for the as-of time, from `as_of` and `site_as_of` joined on the episode's site
     (metrics.md sections 4 and 6): a mapping of column name to SQL expression. -#}
 {% macro episode_as_of_values() -%}
     {{ return({
@@ -468,27 +447,4 @@ site_as_of as (
             ~ add_seconds('as_of.as_of_utc', '-86400.0 * ' ~ var('revenue_lookback_days'))
             ~ ' and episodes.first_missed_at_utc <= as_of.as_of_utc)',
     }) }}
-{%- endmacro %}
-
-{#- Post-hook: the as-of columns of every stored row brought to this build's as-of time. -#}
-{% macro refresh_episode_as_of_columns() -%}
-    {%- if is_incremental() -%}
-        update {{ this }} as stored set
-            {%- for column in ringledger.episode_as_of_values() %}
-            {{ column }} = current_values.{{ column }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        from (
-            with {{ ringledger.episode_as_of_ctes() }}
-            select
-                episodes.episode_id
-                {%- for column, expression in ringledger.episode_as_of_values().items() %},
-                {{ expression }} as {{ column }}
-                {%- endfor %}
-            from {{ ref('int_missed_call_episodes_enriched') }} as episodes
-            cross join as_of
-            left join site_as_of
-                on episodes.site = site_as_of.site
-        ) as current_values
-        where stored.episode_id = current_values.episode_id
-    {%- endif -%}
 {%- endmacro %}

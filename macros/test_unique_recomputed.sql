@@ -45,7 +45,7 @@ having count(*) > 1
       the recomputed calls (int_missed_call_episodes_collapsed, per_caller_config);
     - 'recomputed_episodes': the rows marked with a load_seq above the watermark
       (int_missed_call_episodes_enriched) or whose episode has such a row there
-      (fct_missed_call_episodes). -#}
+      (fct_missed_call_episodes_stored). -#}
 {% macro recomputed_rows(scope) -%}
     {%- if scope == 'touched_activities' -%}
         {{ ringledger.in_touched_records('activity_id', 'int_crm_activities_touched', incremental=true) }}

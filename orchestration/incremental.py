@@ -156,6 +156,13 @@ def forget_models_built(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DELETE FROM {STATE_TABLE} WHERE name = 'models_pending'")
 
 
+def built_through(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The warehouse's watermark (None before its first complete build)."""
+    ensure_state_table(con)
+    built = _state(con, "built")
+    return built[0] if built else None
+
+
 def record_marts_built(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> bool:
     """The marts were built too: the models' pending watermark becomes the warehouse's.
     False when no complete models build of the same fingerprint preceded the marts."""

@@ -4,8 +4,13 @@ A publish writes a new file beside the published one and renames it over it. The
 either built from nothing (every marts table compressed again: a full publish) or, after
 incremental builds, a copy of the file published last with `fct_calls` patched: the rows of
 the calls the builds since then recomputed (`raw.publish_delta`, noted after each marts
-build from `intermediate.int_calls_touched`) deleted and inserted again, every other table
-replaced whole (docs/operations.md, "Publication after an incremental run is a patch"). A
+build from `intermediate.int_calls_touched`) deleted and inserted again; likewise
+`fct_missed_call_episodes_stored`, by the episodes the builds wrote (`raw.publish_delta_episodes`,
+from `intermediate.int_missed_call_episodes_enriched`) and those it no longer holds; every other
+table replaced whole (docs/operations.md, "Publication after an incremental run is a patch").
+`fct_missed_call_episodes`, a view over two marts tables, is published as the same view over
+the file's own copies of them (the other views, such as `fct_calls`, read other schemas: they
+are published as tables). A
 delta is used only when the file on disk is the one this warehouse published last (same path,
 inode, size and mtime, recorded in `raw.publish_state`), no full-refresh build, Spark build or
 other change of every call happened since, and the calls patched since the last full publish
@@ -32,6 +37,15 @@ DELTA_KEY = "call_id"
 STATE_TABLE = "raw.publish_state"
 DELTA_CALLS = "raw.publish_delta"
 TOUCHED = "intermediate.int_calls_touched"
+# the stored episodes (the fct_missed_call_episodes view's rows without its as-of columns):
+# patched by the episodes written since the last publish
+EPISODES_TABLE = "fct_missed_call_episodes_stored"
+EPISODES_KEY = "episode_id"
+DELTA_EPISODES = "raw.publish_delta_episodes"
+# the episodes a build wrote: their load_seq there is above the watermark it started from
+EPISODES_WRITTEN = "intermediate.int_missed_call_episodes_enriched"
+# views over marts tables only (their relations named without a catalog): published as views
+PUBLISHED_VIEWS = ("fct_missed_call_episodes",)
 
 
 def ensure_publish_state(con: duckdb.DuckDBPyConnection) -> None:
@@ -43,24 +57,43 @@ def ensure_publish_state(con: duckdb.DuckDBPyConnection) -> None:
         "mode VARCHAR, delta_calls BIGINT, recorded_at TIMESTAMP)"
     )
     con.execute(f"CREATE TABLE IF NOT EXISTS {DELTA_CALLS} ({DELTA_KEY} VARCHAR)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {DELTA_EPISODES} ({EPISODES_KEY} VARCHAR)")
 
 
-def note_marts_built(con: duckdb.DuckDBPyConnection, incremental: bool) -> None:
-    """After a complete marts build: the calls it recomputed join the delta of the next
-    publish; a build that was not incremental makes the next publish a full one."""
+def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def note_marts_built(
+    con: duckdb.DuckDBPyConnection, incremental: bool, episodes_since: int | None = None
+) -> None:
+    """After a complete marts build: the calls it recomputed, and the episodes it wrote (their
+    load_seq in int_missed_call_episodes_enriched above `episodes_since`, the watermark the
+    build started from), join the delta of the next publish; a build that was not
+    incremental makes the next publish a full one."""
     ensure_publish_state(con)
-    schema, table = TOUCHED.split(".")
-    touched_exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()[0]
-    if incremental and touched_exists:
+    # where the marts store episodes, their delta: the episodes written since the watermark
+    stores_episodes = _exists(con, f"{PUBLISHED_SCHEMA}.{EPISODES_TABLE}")
+    episodes_known = episodes_since is not None and _exists(con, EPISODES_WRITTEN)
+    if incremental and _exists(con, TOUCHED) and (episodes_known or not stores_episodes):
         con.execute(
             f"INSERT INTO {DELTA_CALLS} SELECT DISTINCT call_id FROM {TOUCHED} WHERE kind = 'root'"
         )
+        if stores_episodes:
+            con.execute(
+                f"INSERT INTO {DELTA_EPISODES} SELECT {EPISODES_KEY} FROM {EPISODES_WRITTEN} "
+                "WHERE load_seq > ?",
+                [episodes_since],
+            )
         return
-    # no touched set (or not an incremental build): publish in full
+    # no touched set or no episodes written (or not an incremental build): publish in full
     con.execute(
         f"INSERT OR REPLACE INTO {STATE_TABLE} (name, mode, recorded_at) "
         "VALUES ('full_pending', 'full', now()::TIMESTAMP)"
@@ -118,6 +151,7 @@ def _record_published(con: duckdb.DuckDBPyConnection, marts_path: Path, result) 
         patched = (row[0] or 0) + result.delta_calls if row else result.delta_calls
     con.execute(f"DELETE FROM {STATE_TABLE}")
     con.execute(f"DELETE FROM {DELTA_CALLS}")
+    con.execute(f"DELETE FROM {DELTA_EPISODES}")
     con.execute(
         f"INSERT INTO {STATE_TABLE} VALUES ('published', ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
         [*_identity(marts_path), result.mode, patched],
@@ -186,6 +220,7 @@ def publish_marts(
             [PUBLISHED_SCHEMA],
         ).fetchall()
     ]
+    views = _published_views(warehouse)
     delta = (
         None if full_after_share is None else delta_calls(warehouse, marts_path, full_after_share)
     )
@@ -198,11 +233,11 @@ def publish_marts(
     try:
         if delta is not None:
             shutil.copyfile(marts_path, tmp_path)
-            if not _patch(warehouse, tmp_path, tables):
+            if not _patch(warehouse, tmp_path, tables, views):
                 tmp_path.unlink()
                 delta = None
         if delta is None:
-            _write_all(warehouse, tmp_path, tables)
+            _write_all(warehouse, tmp_path, tables, views)
         counts = _counts(warehouse, tmp_path, tables)
         with tmp_path.open("rb") as handle:
             os.fsync(handle.fileno())
@@ -220,52 +255,100 @@ def publish_marts(
 ATTACHED = "ringledger_publish"
 
 
-def _write_all(warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str]) -> None:
+def _published_views(warehouse: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The views of PUBLISHED_VIEWS the warehouse's marts schema holds (a Spark build imports
+    them as tables), each with its query: DuckDB stores a view's SQL as
+    `CREATE VIEW marts.<name> AS <query>`, its relations as written (dbt's refs without the
+    catalog), so the query binds to the tables of whichever file holds the view."""
+    views = {}
+    for name, sql in warehouse.execute(
+        "select view_name, sql from duckdb_views() "
+        "where database_name = current_database() and schema_name = ?",
+        [PUBLISHED_SCHEMA],
+    ).fetchall():
+        if name not in PUBLISHED_VIEWS:
+            continue
+        prefix = f"CREATE VIEW {PUBLISHED_SCHEMA}.{name} AS "
+        if not sql.startswith(prefix):
+            raise RuntimeError(f"{PUBLISHED_SCHEMA}.{name}: unexpected view definition {sql[:80]!r}")
+        views[name] = sql[len(prefix):]
+    return views
+
+
+def _create_views(warehouse: duckdb.DuckDBPyConnection, views: dict[str, str]) -> None:
+    for name, query in views.items():
+        warehouse.execute(
+            f"create or replace view {ATTACHED}.{PUBLISHED_SCHEMA}.{name} as {query}"
+        )
+
+
+def _write_all(
+    warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str], views: dict[str, str]
+) -> None:
     warehouse.execute(f"attach '{path}' as {ATTACHED}")
     try:
         warehouse.execute(f"create schema {ATTACHED}.{PUBLISHED_SCHEMA}")
         for table in tables:
-            warehouse.execute(
-                f"create table {ATTACHED}.{PUBLISHED_SCHEMA}.{table} as "
-                f"select * from {PUBLISHED_SCHEMA}.{table}"
-            )
+            if table not in views:
+                warehouse.execute(
+                    f"create table {ATTACHED}.{PUBLISHED_SCHEMA}.{table} as "
+                    f"select * from {PUBLISHED_SCHEMA}.{table}"
+                )
+        _create_views(warehouse, views)
         warehouse.execute(f"checkpoint {ATTACHED}")
     finally:
         warehouse.execute(f"detach {ATTACHED}")
 
 
-def _patch(warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str]) -> bool:
+def _relation_types(warehouse: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str]]:
+    return warehouse.execute(
+        "select table_name, table_type from information_schema.tables "
+        "where table_catalog = ? and table_schema = ? order by table_name",
+        [catalog, PUBLISHED_SCHEMA],
+    ).fetchall()
+
+
+def _patch(
+    warehouse: duckdb.DuckDBPyConnection, path: Path, tables: list[str], views: dict[str, str]
+) -> bool:
     """The copy of the published file brought up to the warehouse's marts: False (nothing
-    to use) when its tables or the delta table's columns differ from the warehouse's."""
+    to use) when its relations (names, and which are views) or the patched tables' columns
+    differ from what a full publish would write."""
     warehouse.execute(f"attach '{path}' as {ATTACHED}")
     try:
-        published = [
-            row[0]
-            for row in warehouse.execute(
-                "select table_name from information_schema.tables "
-                "where table_catalog = ? and table_schema = ? order by table_name",
-                [ATTACHED, PUBLISHED_SCHEMA],
-            ).fetchall()
-        ]
-        if published != tables or DELTA_TABLE not in tables:
+        expected = [(name, "VIEW" if name in views else "BASE TABLE") for name in tables]
+        if _relation_types(warehouse, ATTACHED) != expected or DELTA_TABLE not in tables:
             return False
-        if _columns(warehouse, ATTACHED, DELTA_TABLE) != _columns(
-            warehouse, warehouse.execute("select current_database()").fetchone()[0], DELTA_TABLE
-        ):
-            return False
+        own = warehouse.execute("select current_database()").fetchone()[0]
+        patched = {DELTA_TABLE: (DELTA_KEY, DELTA_CALLS)}
+        if EPISODES_TABLE in tables:
+            patched[EPISODES_TABLE] = (EPISODES_KEY, DELTA_EPISODES)
+        for table in patched:
+            if _columns(warehouse, ATTACHED, table) != _columns(warehouse, own, table):
+                return False
         target = f"{ATTACHED}.{PUBLISHED_SCHEMA}"
-        changed = f"(select {DELTA_KEY} from {DELTA_CALLS})"
         warehouse.execute("begin")
         try:
-            warehouse.execute(
-                f"delete from {target}.{DELTA_TABLE} where {DELTA_KEY} in {changed}"
-            )
-            warehouse.execute(
-                f"insert into {target}.{DELTA_TABLE} by name select * from "
-                f"{PUBLISHED_SCHEMA}.{DELTA_TABLE} where {DELTA_KEY} in {changed}"
-            )
+            for table, (key, delta_keys) in patched.items():
+                changed = f"(select {key} from {delta_keys})"
+                gone = ""
+                if table == EPISODES_TABLE:
+                    # an episode the warehouse no longer holds (merged into another, or its
+                    # calls gone) has no row left to name it: found by its id
+                    gone = (
+                        f" or not exists (select 1 from {PUBLISHED_SCHEMA}.{table} as current "
+                        f"where current.{key} = published.{key})"
+                    )
+                warehouse.execute(
+                    f"delete from {target}.{table} as published "
+                    f"where {key} in {changed}{gone}"
+                )
+                warehouse.execute(
+                    f"insert into {target}.{table} by name select * from "
+                    f"{PUBLISHED_SCHEMA}.{table} where {key} in {changed}"
+                )
             for table in tables:
-                if table != DELTA_TABLE:
+                if table not in patched and table not in views:
                     warehouse.execute(
                         f"create or replace table {target}.{table} as "
                         f"select * from {PUBLISHED_SCHEMA}.{table}"

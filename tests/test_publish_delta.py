@@ -1,7 +1,9 @@
 """Delta publication (orchestration/publish.py): after incremental builds the published file is
-a copy of the last one with `fct_calls` patched for the calls the builds recomputed, and every
-other table replaced. The result must equal a full publish of the same warehouse; anything that
-makes the file on disk or the delta untrustworthy publishes in full."""
+a copy of the last one with `fct_calls` patched for the calls the builds recomputed,
+`fct_missed_call_episodes_stored` for the episodes they wrote or dropped, and every other table
+replaced; `fct_missed_call_episodes` is the same view over the file's own tables. The result
+must equal a full publish of the same warehouse; anything that makes the file on disk or the
+delta untrustworthy publishes in full."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from orchestration.publish import (
     DELTA_CALLS,
+    DELTA_EPISODES,
     STATE_TABLE,
     delta_calls,
     note_marts_built,
@@ -34,6 +37,22 @@ def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     )
     con.execute("create table marts.mart_weekly_summary as select 10 as inbound_calls")
     con.execute("create table intermediate.int_calls_touched (call_id varchar, kind varchar)")
+    # the episodes: written by the builds (load_seq), stored in the marts, read through a view
+    # whose relations are named without the catalog (as dbt's model writes them)
+    con.execute(
+        "create table intermediate.int_missed_call_episodes_enriched as select * from (values "
+        "('e1', 0), ('e2', 0), ('e3', 0)) as t(episode_id, load_seq)"
+    )
+    con.execute(
+        "create table marts.fct_missed_call_episodes_stored as select * from (values "
+        "('e1', 'nyc', 1), ('e2', 'lax', 2), ('e3', 'nyc', 3)) as t(episode_id, site, attempts)"
+    )
+    con.execute("create table marts.dim_as_of_clocks as select 100 as as_of")
+    con.execute(
+        "create view marts.fct_missed_call_episodes as select episodes.*, clocks.as_of "
+        "from marts.fct_missed_call_episodes_stored as episodes "
+        "cross join marts.dim_as_of_clocks as clocks"
+    )
     return con
 
 
@@ -54,9 +73,32 @@ def _tables(path: Path) -> dict[str, list[tuple]]:
         return _marts(con)
 
 
-def _incremental_build(con, changes: dict[str, float | None], new_total: int) -> None:
+def _incremental_build(
+    con,
+    changes: dict[str, float | None],
+    new_total: int,
+    episodes: dict[str, int | None] | None = None,
+) -> None:
     """What an incremental models + marts build does to the warehouse: the touched calls'
-    rows recomputed (None: the call is gone), the other marts rebuilt, the touched set noted."""
+    rows recomputed (None: the call is gone), the episodes written (None: the episode is
+    gone), the other marts rebuilt, the touched set and the episodes noted."""
+    since = con.execute(
+        "select max(load_seq) from intermediate.int_missed_call_episodes_enriched"
+    ).fetchone()[0]
+    for episode_id, attempts in (episodes or {}).items():
+        for table in ("intermediate.int_missed_call_episodes_enriched",
+                      "marts.fct_missed_call_episodes_stored"):
+            con.execute(f"delete from {table} where episode_id = ?", [episode_id])
+        if attempts is not None:
+            con.execute(
+                "insert into intermediate.int_missed_call_episodes_enriched values (?, ?)",
+                [episode_id, since + 1],
+            )
+            con.execute(
+                "insert into marts.fct_missed_call_episodes_stored values (?, 'new', ?)",
+                [episode_id, attempts],
+            )
+    con.execute("update marts.dim_as_of_clocks set as_of = ?", [new_total])
     con.execute("delete from intermediate.int_calls_touched")
     for call_id, wait in changes.items():
         con.execute("insert into intermediate.int_calls_touched values (?, 'root')", [call_id])
@@ -71,7 +113,7 @@ def _incremental_build(con, changes: dict[str, float | None], new_total: int) ->
     con.execute("insert into intermediate.int_calls_touched values ('leg-only', 'leg')")
     con.execute("create or replace table marts.mart_weekly_summary as select ? as inbound_calls",
                 [new_total])
-    note_marts_built(con, incremental=True)
+    note_marts_built(con, incremental=True, episodes_since=since)
 
 
 @pytest.fixture
@@ -90,14 +132,59 @@ def test_delta_publish_equals_a_full_publish(setup, tmp_path):
     assert delta_calls(con, marts, ANY_SHARE) == 3
     result = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert (result.mode, result.delta_calls) == ("delta", 3)
-    assert result.counts == {"fct_calls": 4, "mart_weekly_summary": 1}
+    assert result.counts == {
+        "dim_as_of_clocks": 1,
+        "fct_calls": 4,
+        "fct_missed_call_episodes": 3,
+        "fct_missed_call_episodes_stored": 3,
+        "mart_weekly_summary": 1,
+    }
     assert _tables(marts) == _marts(con)
     # the state is reset: nothing left to patch, the file recorded
     assert con.execute(f"select count(*) from {DELTA_CALLS}").fetchone()[0] == 0
+    assert con.execute(f"select count(*) from {DELTA_EPISODES}").fetchone()[0] == 0
     assert delta_calls(con, marts, ANY_SHARE) == 0
     full = publish_marts(con, tmp_path / "elsewhere.duckdb", full_after_share=ANY_SHARE)
     assert full.mode == "full"  # another path: not the file this warehouse published
     assert _tables(tmp_path / "elsewhere.duckdb") == _tables(marts)
+
+
+def _views(path: Path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'marts' and table_type = 'VIEW'"
+        ).fetchall()
+
+
+def test_episodes_patched_and_their_view_published_as_a_view(setup, tmp_path):
+    """The stored episodes patched by the episodes written (changed, new) and those the
+    warehouse no longer holds; the view reads the published file's own tables."""
+    con, marts = setup
+    _incremental_build(con, {}, new_total=21, episodes={"e1": 10, "e4": 40})
+    _incremental_build(con, {}, new_total=22, episodes={"e2": None})  # merged away
+    result = publish_marts(con, marts, full_after_share=ANY_SHARE)
+    assert result.mode == "delta"
+    assert _tables(marts) == _marts(con)
+    assert _views(marts) == [("fct_missed_call_episodes", "VIEW")]
+    with duckdb.connect(str(marts), read_only=True) as published:
+        assert sorted(published.execute(
+            "select episode_id, attempts, as_of from marts.fct_missed_call_episodes"
+        ).fetchall()) == [("e1", 10, 22), ("e3", 3, 22), ("e4", 40, 22)]
+    # a full publish writes the same view
+    full = publish_marts(con, tmp_path / "full.duckdb", full_after_share=ANY_SHARE)
+    assert full.mode == "full"
+    assert _views(tmp_path / "full.duckdb") == _views(marts)
+    assert _tables(tmp_path / "full.duckdb") == _tables(marts)
+
+
+def test_a_stored_episodes_table_without_its_written_episodes_publishes_in_full(setup):
+    """Without the watermark the build started from, the episodes it wrote are unknown."""
+    con, marts = setup
+    _incremental_build(con, {"a": 3.0}, new_total=23, episodes={"e3": 30})
+    note_marts_built(con, incremental=True)  # no episodes_since
+    assert publish_marts(con, marts, full_after_share=ANY_SHARE).mode == "full"
+    assert _tables(marts) == _marts(con)
 
 
 def test_delta_accumulates_builds_that_were_not_published(setup):

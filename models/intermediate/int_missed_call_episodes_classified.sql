@@ -10,8 +10,9 @@
 --     then, or an opportunity of the identity won by then) -> service
 --   7 informational
 -- A view: read once, by the next model of the episode chain (classified -> recovered -> timed ->
--- marts.fct_missed_call_episodes, the one table), so the chain is not written three times; the
--- mart's unique/not_null tests on episode_id cover its grain (docs/benchmarks.md).
+-- int_missed_call_episodes_enriched, the table), so the chain is not written three times; the
+-- stored mart's unique test and not_null constraint on episode_id cover its grain
+-- (docs/benchmarks.md).
 {{ config(materialized='view') }}
 with episodes as (
 

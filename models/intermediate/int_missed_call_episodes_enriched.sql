@@ -1,8 +1,9 @@
 -- The episode chain's rows, stored (macros/incremental.sql, "The rest of the episode chain per
 -- caller number"): each episode of int_missed_call_episodes_timed with its owner and
 -- conversions, without the columns that depend on the as-of time (the site's clock at the as-of,
--- minutes_to_sla, sla_status): marts.fct_missed_call_episodes computes those on every row for
--- the current build's as-of time, from the SLA target and due time stored here.
+-- minutes_to_sla, sla_status): the marts.fct_missed_call_episodes view computes those on read
+-- for the current build's as-of time, from the SLA target and due time stored here (and in
+-- marts.fct_missed_call_episodes_stored).
 -- Incremental on DuckDB: a build after new loads recomputes the episodes of
 -- int_missed_call_episodes_scoped and appends those whose row changed (a new episode, or a
 -- row_hash other than the stored row's: ~11% of the recomputed episodes on the year's day),

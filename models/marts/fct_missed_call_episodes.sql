@@ -1,25 +1,37 @@
 -- One row per missed-call episode up to the as-of time (noise included, flagged): intent,
 -- recovery, delays on the wall and business clocks, SLA, delay bucket and conversion
 -- (metrics.md sections 2-6). BI-facing: caller_key only, never the caller's number.
--- The episodes are computed per caller number and stored in int_missed_call_episodes_enriched
--- (macros/incremental.sql, "The rest of the episode chain per caller number"); the columns that
--- depend on the as-of time are computed here for this build's as-of time (the SLA status and
--- minutes to it by the same macros as int_missed_call_episodes_timed). Incremental on DuckDB
--- (macros/incremental.sql): a build after new loads writes the episodes recomputed since the
--- watermark, deletes those no longer stored, and updates the as-of columns of every other row.
-{{ ringledger.replaced_rows_config(
-    "{{ ringledger.delete_recomputed_episodes() }}",
-    "{{ ringledger.refresh_episode_as_of_columns() }}"
-) }}
+-- A view: the episodes' columns are stored in fct_missed_call_episodes_stored (a row changes
+-- only when its episode does); the columns that depend on the as-of time are computed on read
+-- for this build's as-of time (dim_as_of_clocks: the instant and each site's business clock
+-- then), by the same macros as int_missed_call_episodes_timed. Its relations are named without
+-- the warehouse's catalog, so that the published file holds the same view over its own copies
+-- of the two tables (orchestration/publish.py).
+{{ config(materialized='view') }}
 {%- set as_of_values = ringledger.episode_as_of_values() %}
 with episodes as (
 
-    select * from {{ ref('int_missed_call_episodes_enriched') }}
-    where {{ ringledger.in_episodes_recomputed() }}
+    select * from {{ ref('fct_missed_call_episodes_stored').include(database=False) }}
 
 ),
 
-{{ ringledger.episode_as_of_ctes() }},
+clocks as (
+
+    select * from {{ ref('dim_as_of_clocks').include(database=False) }}
+
+),
+
+as_of as (
+
+    select as_of_utc from clocks where site is null
+
+),
+
+site_as_of as (
+
+    select site, cumulative_open_seconds as cumulative_at_as_of from clocks where site is not null
+
+),
 
 final as (
 
@@ -37,28 +49,28 @@ final as (
         episodes.source,
         episodes.channel,
         episodes.intent,
-        cast(episodes.intent_rule as integer) as intent_rule,
+        episodes.intent_rule,
         episodes.is_noise,
         episodes.noise_reason,
         episodes.first_missed_at_utc,
         episodes.last_missed_at_utc,
-        cast(episodes.missed_attempts as integer) as missed_attempts,
+        episodes.missed_attempts,
         episodes.is_business_hours,
-        case when episodes.is_business_hours then 'business' else 'after_hours' end as hours_segment,
+        episodes.hours_segment,
         episodes.first_attempt_at_utc,
         episodes.first_connected_callback_at_utc,
         episodes.first_inbound_recovery_at_utc,
         episodes.first_contact_at_utc,
         episodes.recovered_by,
-        cast(episodes.callback_attempts as integer) as callback_attempts,
+        episodes.callback_attempts,
         episodes.has_connected_callback,
-        cast(episodes.attempt_delay_minutes as double) as attempt_delay_minutes,
-        cast(episodes.attempt_delay_business_minutes as double) as attempt_delay_business_minutes,
-        cast(episodes.contact_delay_minutes as double) as contact_delay_minutes,
-        cast(episodes.contact_delay_business_minutes as double) as contact_delay_business_minutes,
+        episodes.attempt_delay_minutes,
+        episodes.attempt_delay_business_minutes,
+        episodes.contact_delay_minutes,
+        episodes.contact_delay_business_minutes,
         episodes.delay_bucket,
-        cast(episodes.delay_bucket_sort_order as integer) as delay_bucket_sort_order,
-        cast(episodes.sla_business_minutes as double) as sla_business_minutes,
+        episodes.delay_bucket_sort_order,
+        episodes.sla_business_minutes,
         episodes.sla_due_at_utc,
         {{ as_of_values.minutes_to_sla }} as minutes_to_sla,
         {{ as_of_values.sla_status }} as sla_status,

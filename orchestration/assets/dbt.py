@@ -171,8 +171,14 @@ def _dbt_build(
                 elif layer == "models":
                     incremental.record_models_built(con, plan)
                 else:
+                    # the watermark this build started from: the episodes written since
+                    since = incremental.built_through(con)
                     complete = incremental.record_marts_built(con, plan)
-                    note_marts_built(con, incremental=complete and not plan.full_refresh)
+                    note_marts_built(
+                        con,
+                        incremental=complete and not plan.full_refresh,
+                        episodes_since=since,
+                    )
                 con.commit()
             except BaseException:
                 con.rollback()
