@@ -353,6 +353,8 @@ def _patch(
                         f"create or replace table {target}.{table} as "
                         f"select * from {PUBLISHED_SCHEMA}.{table}"
                     )
+            # the views as the warehouse defines them now (a few statements)
+            _create_views(warehouse, views)
             warehouse.execute("commit")
         except BaseException:
             warehouse.execute("rollback")

@@ -163,6 +163,13 @@ def test_episodes_patched_and_their_view_published_as_a_view(setup, tmp_path):
     con, marts = setup
     _incremental_build(con, {}, new_total=21, episodes={"e1": 10, "e4": 40})
     _incremental_build(con, {}, new_total=22, episodes={"e2": None})  # merged away
+    # the published view is the warehouse's view as it is now
+    con.execute(
+        "create or replace view marts.fct_missed_call_episodes as select episodes.*, "
+        "clocks.as_of, clocks.as_of * 2 as doubled "
+        "from marts.fct_missed_call_episodes_stored as episodes "
+        "cross join marts.dim_as_of_clocks as clocks"
+    )
     result = publish_marts(con, marts, full_after_share=ANY_SHARE)
     assert result.mode == "delta"
     assert _tables(marts) == _marts(con)
